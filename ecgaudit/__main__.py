@@ -1,0 +1,3 @@
+from ecgaudit._cli import main
+
+main()

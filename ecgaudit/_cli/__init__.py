@@ -1,0 +1,96 @@
+"""The `ecgaudit` command line: parse, call the library, render, map to an exit code.
+
+Exit codes: 0 success (every gate rule passed), 1 a gate rule failed, 2 bad usage or bad input,
+3 an internal failure (a bug). Only this package prints or exits.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import click
+import typer
+from rich.console import Console
+
+from ecgaudit import __version__
+from ecgaudit.errors import EcgauditError, ExitCode
+
+err_console = Console(stderr=True)
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ran and every gate rule passed; 1 ran and a gate rule failed; "
+    "2 bad usage or bad input (arguments, model, card, data, profile, key); 3 internal failure (a bug)."
+)
+
+app = typer.Typer(
+    name="ecgaudit",
+    help="Audit 12-lead ECG classifiers for adversarial robustness.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ecgaudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    from ecgaudit._cli import inspect as inspect_cmd
+
+    app.command("inspect", help=inspect_cmd.HELP)(inspect_cmd.inspect)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with a documented code; nothing uncaught leaves as 1."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    try:
+        result = app(args=args, prog_name="ecgaudit", standalone_mode=False)
+        code = int(result) if isinstance(result, int) else ExitCode.OK
+    except EcgauditError as exc:
+        if _state["debug"]:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.BAD_INPUT
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("[bold red]interrupted[/]: nothing complete was written.")
+        code = 130
+    except Exception:  # the one place that maps unexpected failures to exit 3
+        if _state["debug"]:
+            err_console.print_exception()
+        exc_type, exc_value, _ = sys.exc_info()
+        err_console.print(
+            f"[bold red]internal error[/] ({exc_type.__name__ if exc_type else 'unknown'}: {exc_value}); "
+            "this is a bug in ecgaudit: rerun with --debug and report the traceback.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        code = ExitCode.INTERNAL
+    sys.exit(int(code))

@@ -1,0 +1,38 @@
+"""Model options shared by every command that opens a model: card file and card-field flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ecgaudit.models import ModelAdapter, load_model
+
+ModelArg = Annotated[Path, typer.Argument(help="The vendor's model: an ONNX (.onnx) or TorchScript (.pt) file.")]
+CardOpt = Annotated[
+    Path | None, typer.Option("--card", help="Model card JSON (default: <model>.card.json beside the model).")
+]
+FsOpt = Annotated[float | None, typer.Option("--fs", help="Card override: sampling rate in Hz.")]
+SamplesOpt = Annotated[int | None, typer.Option("--n-samples", help="Card override: samples per record.")]
+LeadsOpt = Annotated[str | None, typer.Option("--leads", help="Card override: comma-separated lead names.")]
+LayoutOpt = Annotated[str | None, typer.Option("--layout", help="Card override: NCT or NTC.")]
+ClassesOpt = Annotated[str | None, typer.Option("--classes", help="Card override: comma-separated class names.")]
+OutputOpt = Annotated[str | None, typer.Option("--output", help="Card override: logits, softmax or sigmoid.")]
+
+
+def card_overrides(
+    fs: float | None, n_samples: int | None, leads: str | None, layout: str | None,
+    classes: str | None, output: str | None,
+) -> dict[str, Any]:
+    def split(text: str | None) -> list[str] | None:
+        return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+    return {
+        "fs": fs, "n_samples": n_samples, "leads": split(leads), "layout": layout,
+        "classes": split(classes), "output": output,
+    }
+
+
+def open_model(model: Path, card: Path | None, overrides: dict[str, Any]) -> ModelAdapter:
+    return load_model(model, card_path=card, card_overrides=overrides)

@@ -1,0 +1,67 @@
+"""The dataset value type every data source produces."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
+"""PTB-XL's diagnostic superclasses, in PTB-XL's usual order."""
+
+
+@dataclass(frozen=True)
+class QualityIssue:
+    """A lead of a record that is present but suspicious (flat or clipped)."""
+
+    record_id: str
+    lead: str
+    kind: str
+    """`flat` or `clipped`."""
+
+
+@dataclass(frozen=True)
+class EcgDataset:
+    """Records conformed to one model: mV, standard lead order, the model's fs and length.
+
+    Shapes: `X` is `(N, L, T)` float32 in millivolts, `L = len(leads)`; `labels` is `(N, K)` uint8
+    multi-hot over `classes`, or None when the source carries no labels.
+    """
+
+    X: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+    record_ids: tuple[str, ...]
+    labels: np.ndarray | None
+    classes: tuple[str, ...] | None
+    source: str
+    manifest: tuple[tuple[str, str], ...]
+    """(record id, SHA-256 of the record's source bytes), one per record."""
+    quality: tuple[QualityIssue, ...] = field(default=())
+
+    @property
+    def n_records(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def manifest_sha256(self) -> str:
+        """SHA-256 over the manifest lines `record_id  sha256\\n`, in record order."""
+        lines = "".join(f"{rid}  {digest}\n" for rid, digest in self.manifest)
+        return hashlib.sha256(lines.encode()).hexdigest()
+
+    def subset(self, index: np.ndarray) -> EcgDataset:
+        """The records at `index` (an integer array), with their labels and manifest lines."""
+        idx = [int(i) for i in index]
+        keep = set(self.record_ids[i] for i in idx)
+        return EcgDataset(
+            X=self.X[idx],
+            fs=self.fs,
+            leads=self.leads,
+            record_ids=tuple(self.record_ids[i] for i in idx),
+            labels=None if self.labels is None else self.labels[idx],
+            classes=self.classes,
+            source=self.source,
+            manifest=tuple(self.manifest[i] for i in idx),
+            quality=tuple(q for q in self.quality if q.record_id in keep),
+        )

@@ -1,0 +1,206 @@
+"""`ModelAdapter`: one interface over a vendor's model, whatever its format.
+
+Callers always pass millivolts in standard lead order at the card's `fs`, shaped `(N, L, T)`.
+The adapter runs the vendor's preprocessing, scaling and layout inside, differentiably, so an
+attack perturbs the signal as it would reach the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ecgaudit.card import ModelCard
+from ecgaudit.dsp import zero_phase_filter
+from ecgaudit.errors import CardError, ModelError
+
+PARITY_TOLERANCE = 1e-3
+"""Largest allowed |runtime - surrogate| on output probabilities before the surrogate is refused."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
+    """Apply the vendor's preprocessing, scaling and layout, differentiably.
+
+    Shapes: `(N, L, T)` mV -> `(N, L, T)` for layout NCT or `(N, T, L)` for NTC.
+    """
+    x = x_mv
+    for step in card.preprocessing:
+        x = zero_phase_filter(x, card.fs, low_hz=step.low_hz, high_hz=step.high_hz, order=step.order)
+    scaling = card.scaling
+    if scaling["kind"] == "affine":
+        x = x * float(scaling["scale"]) + float(scaling["offset"])
+    elif scaling["kind"] == "standardize":
+        mean = torch.tensor(scaling["mean"], dtype=x.dtype).view(1, -1, 1)
+        std = torch.tensor(scaling["std"], dtype=x.dtype).view(1, -1, 1)
+        x = (x - mean) / std
+    if card.layout == "NTC":
+        x = x.transpose(1, 2)
+    return x.contiguous()
+
+
+class ModelAdapter(ABC):
+    """A vendor model: `predict` on its own runtime, `torch_forward` for gradients."""
+
+    format: ClassVar[str]
+
+    def __init__(self, path: Path, card: ModelCard, *, fixed_batch: int | None = None) -> None:
+        self.path = path
+        self.card = card
+        self.sha256 = file_sha256(path)
+        self.fixed_batch = fixed_batch
+        """The batch size baked into the graph, or None when the batch axis is dynamic."""
+        self.parity_max_abs_diff: float | None = None
+
+    # -- what each format provides -------------------------------------------------------------
+    @abstractmethod
+    def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
+        """Run the vendor's runtime on model-ready inputs (scaled, in the model's layout)."""
+
+    @abstractmethod
+    def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Differentiable forward on model-ready inputs; returns the model's raw outputs."""
+
+    @abstractmethod
+    def runtime_info(self) -> dict[str, Any]:
+        """Runtime name and version, parameter count and format details, for reports."""
+
+    # -- shared behaviour ----------------------------------------------------------------------
+    def prepare(self, x_mv: torch.Tensor) -> torch.Tensor:
+        """mV in standard order -> the tensor the model consumes; see `prepare_input`."""
+        return prepare_input(self.card, x_mv)
+
+    def _check_input(self, shape: tuple[int, ...]) -> None:
+        expected = (len(self.card.leads), self.card.n_samples)
+        if len(shape) != 3 or tuple(shape[1:]) != expected:
+            raise ModelError(
+                f"signals shaped {tuple(shape)} do not fit the model, which takes (N, {expected[0]}, {expected[1]}) "
+                f"(leads x samples at {self.card.fs:g} Hz)."
+            )
+
+    def _check_output(self, raw: np.ndarray, n_records: int) -> None:
+        if raw.ndim != 2 or raw.shape[0] != n_records:
+            raise ModelError(f"model {self.path.name} returned outputs shaped {raw.shape}; expected (N, classes).")
+        if raw.shape[1] != self.card.n_classes:
+            raise CardError(
+                f"model {self.path.name} outputs {raw.shape[1]} values per record but its card lists "
+                f"{self.card.n_classes} classes (field 'classes')."
+            )
+        if not np.all(np.isfinite(raw)):
+            raise ModelError(f"model {self.path.name} produced NaN or infinite outputs; it cannot be audited.")
+
+    def _chunks(self, n_records: int, batch_size: int) -> list[tuple[int, int]]:
+        size = self.fixed_batch or batch_size
+        return [(start, min(start + size, n_records)) for start in range(0, n_records, size)]
+
+    def _run_batched(self, x: Any, n_records: int, batch_size: int, run: Callable[[Any], Any], cat: Callable) -> Any:
+        """Run `run` over chunks, padding the last chunk when the graph's batch size is fixed."""
+        outputs = []
+        for start, stop in self._chunks(n_records, batch_size):
+            chunk = x[start:stop]
+            if self.fixed_batch and stop - start < self.fixed_batch:
+                pad = self.fixed_batch - (stop - start)
+                filler = chunk[-1:].repeat(pad, *([1] * (chunk.ndim - 1))) if isinstance(chunk, torch.Tensor) \
+                    else np.repeat(chunk[-1:], pad, axis=0)
+                chunk = cat([chunk, filler])
+                outputs.append(run(chunk)[: stop - start])
+            else:
+                outputs.append(run(chunk))
+        return cat(outputs)
+
+    def raw_predict(self, x_mv: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """The vendor runtime's raw outputs (logits, softmax or sigmoid, as the card says).
+
+        Shapes: `(N, L, T)` mV -> `(N, K)`.
+        """
+        self._check_input(x_mv.shape)
+        with torch.no_grad():
+            inputs = self.prepare(torch.as_tensor(np.ascontiguousarray(x_mv), dtype=torch.float32)).numpy()
+        raw = self._run_batched(
+            inputs, len(inputs), batch_size, lambda c: np.asarray(self._runtime_forward(c)), np.concatenate
+        )
+        self._check_output(raw, len(x_mv))
+        return raw.astype(np.float32)
+
+    def predict(self, x_mv: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities from the vendor's own runtime: every reported rate is measured here.
+
+        Shapes: `(N, L, T)` mV -> `(N, K)` probabilities (softmax rows, or independent sigmoids).
+        """
+        raw = self.raw_predict(x_mv, batch_size=batch_size)
+        return self.to_probabilities(raw)
+
+    def to_probabilities(self, raw: np.ndarray) -> np.ndarray:
+        if self.card.output == "logits":
+            shifted = raw - raw.max(axis=1, keepdims=True)
+            exp = np.exp(shifted)
+            return exp / exp.sum(axis=1, keepdims=True)
+        return raw
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """The model's decision: class index `(N,)` for single-label, multi-hot `(N, K)` bool for multi-label."""
+        if self.card.multilabel:
+            assert self.card.thresholds is not None
+            return probabilities >= np.asarray(self.card.thresholds, dtype=probabilities.dtype)
+        return probabilities.argmax(axis=1)
+
+    def torch_forward(self, x_mv: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+        """Differentiable logits (log-probabilities for softmax outputs, logit(p) for sigmoid outputs).
+
+        Shapes: `(N, L, T)` mV -> `(N, K)`.
+        """
+        self._check_input(tuple(x_mv.shape))
+        inputs = self.prepare(x_mv)
+        raw = self._run_batched(inputs, inputs.shape[0], batch_size, self._surrogate_forward, torch.cat)
+        if self.card.output == "softmax":
+            return torch.log(raw.clamp_min(1e-12))
+        if self.card.output == "sigmoid":
+            p = raw.clamp(1e-7, 1 - 1e-7)
+            return torch.log(p) - torch.log1p(-p)
+        return raw
+
+    def surrogate_probabilities(self, x_mv: torch.Tensor) -> torch.Tensor:
+        logits = self.torch_forward(x_mv)
+        return torch.sigmoid(logits) if self.card.multilabel else torch.softmax(logits, dim=1)
+
+    def check_parity(self, x_mv: np.ndarray, *, tolerance: float = PARITY_TOLERANCE) -> float:
+        """Compare runtime and surrogate probabilities on real inputs; refuse the surrogate if they differ.
+
+        Records and returns the max abs difference (`parity_max_abs_diff`).
+        """
+        runtime = self.predict(x_mv)
+        with torch.no_grad():
+            surrogate = self.surrogate_probabilities(torch.as_tensor(x_mv, dtype=torch.float32)).numpy()
+        diff = float(np.max(np.abs(runtime - surrogate)))
+        self.parity_max_abs_diff = diff
+        if not diff <= tolerance:
+            raise ModelError(
+                f"the differentiable copy of {self.path.name} disagrees with its runtime by {diff:.3g} "
+                f"(tolerance {tolerance:g}); gradients from it cannot be trusted."
+            )
+        return diff
+
+    def describe(self) -> dict[str, Any]:
+        """Identity and contract of the model, for `inspect` and reports."""
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "sha256": self.sha256,
+            "card": self.card.to_dict(),
+            "runtime": self.runtime_info(),
+            "fixed_batch": self.fixed_batch,
+            "parity_max_abs_diff": self.parity_max_abs_diff,
+        }

@@ -1,0 +1,134 @@
+"""ONNX models: onnxruntime judges, an `onnx2torch` conversion supplies gradients."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from google.protobuf.message import DecodeError
+
+from ecgaudit.card import ModelCard
+from ecgaudit.errors import CardError, ModelError
+from ecgaudit.models.interface import ModelAdapter
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+def read_onnx(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
+    """Parse and check an ONNX file; any failure is a `ModelError` naming the file."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ModelError(f"{path.name} is {size} bytes, over the {max_bytes}-byte limit for model files.")
+    data = path.read_bytes()
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise ModelError(f"{path.name} is not a readable ONNX model (the protobuf does not parse).") from exc
+    if not model.graph.node:
+        raise ModelError(f"{path.name} is not an ONNX model (it holds no graph).")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path.name} fails the ONNX checker: {first}") from exc
+    return model
+
+
+def card_metadata(model: onnx.ModelProto) -> str | None:
+    """The card JSON stored in the model's `metadata_props`, if any."""
+    from ecgaudit.card import METADATA_KEY
+
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return prop.value
+    return None
+
+
+def convert_to_torch(model: onnx.ModelProto, name: str) -> torch.nn.Module:
+    """Convert with onnx2torch, using our extra converters; an unconvertible op is named in the error."""
+    from onnx2torch import convert
+
+    from ecgaudit.models import onnx_converters
+
+    onnx_converters.register()
+    try:
+        module = convert(onnx_converters.rewrite_for_conversion(model))
+    except NotImplementedError as exc:
+        match = re.search(r"operation_type='([^']+)', version=(\d+)", str(exc))
+        op = f"{match.group(1)} (opset {match.group(2)})" if match else str(exc)
+        raise ModelError(
+            f"{name} uses the ONNX operator {op}, which ecgaudit cannot convert to a differentiable form."
+        ) from exc
+    except Exception as exc:  # onnx2torch raises bare errors for graphs it cannot trace
+        raise ModelError(f"{name} could not be converted to a differentiable form: {exc}") from exc
+    return module.eval()
+
+
+class OnnxAdapter(ModelAdapter):
+    format = "onnx"
+
+    def __init__(self, path: Path, card: ModelCard, model: onnx.ModelProto, *, threads: int = 0) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0]}") from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{path.name} has {len(inputs)} inputs; ecgaudit audits single-input ECG models.")
+        self.input_name = inputs[0].name
+        shape = list(inputs[0].shape)
+        fixed_batch = _check_input_shape(shape, card, path.name)
+        super().__init__(path, card, fixed_batch=fixed_batch)
+        self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        self.producer = f"{model.producer_name} {model.producer_version}".strip()
+        self.module = convert_to_torch(model, path.name)
+        for param in self.module.parameters():
+            param.requires_grad_(False)
+        self.n_parameters = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+
+    def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run(None, {self.input_name: inputs.astype(np.float32)})[0]
+        except Exception as exc:  # onnxruntime's own error types
+            raise ModelError(f"onnxruntime failed to run {self.path.name}: {str(exc).splitlines()[0]}") from exc
+
+    def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.module(inputs)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {
+            "runtime": "onnxruntime",
+            "version": ort.__version__,
+            "surrogate": "onnx2torch",
+            "opset": self.opset,
+            "producer": self.producer,
+            "input_name": self.input_name,
+            "n_parameters": self.n_parameters,
+        }
+
+
+def _check_input_shape(shape: list[Any], card: ModelCard, name: str) -> int | None:
+    """Compare the graph's declared input shape with the card; return the fixed batch size, if any."""
+    if len(shape) != 3:
+        raise CardError(f"{name} takes a rank-{len(shape)} input but its card describes (N, leads, samples).")
+    leads_axis, time_axis = (1, 2) if card.layout == "NCT" else (2, 1)
+    for axis, expected, field in ((leads_axis, len(card.leads), "leads"), (time_axis, card.n_samples, "n_samples")):
+        dim = shape[axis]
+        if isinstance(dim, int) and dim != expected:
+            raise CardError(
+                f"{name} takes input shaped {tuple(shape)}, which contradicts its card "
+                f"(field '{field}' gives {expected}, layout {card.layout})."
+            )
+    batch = shape[0]
+    return batch if isinstance(batch, int) and batch > 0 else None

@@ -1,0 +1,56 @@
+"""TorchScript models: `torch.jit.load` on CPU serves as both runtime and gradient source."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgaudit.card import ModelCard
+from ecgaudit.errors import ModelError
+from ecgaudit.models.interface import ModelAdapter
+
+
+class TorchScriptAdapter(ModelAdapter):
+    format = "torchscript"
+
+    def __init__(self, path: Path, card: ModelCard) -> None:
+        super().__init__(path, card)
+        try:
+            # map_location keeps a CUDA-saved archive from touching a GPU; the archive is still code.
+            with warnings.catch_warnings():
+                # torch marks TorchScript deprecated; vendors still ship it, so the notice is noise here.
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
+            raise ModelError(f"{path.name} is not a loadable TorchScript archive.") from exc
+        self.module = module.eval()
+        for param in self.module.parameters():
+            param.requires_grad_(False)
+        self.n_parameters = int(sum(p.numel() for p in self.module.parameters()))
+
+    def _call(self, inputs: torch.Tensor) -> torch.Tensor:
+        try:
+            out = self.module(inputs)
+        except Exception as exc:  # a scripted forward can raise anything
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path.name} raised in forward: {first}") from exc
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self._call(torch.from_numpy(inputs)).numpy()
+
+    def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self._call(inputs)
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {
+            "runtime": "torchscript",
+            "version": torch.__version__,
+            "surrogate": "torchscript",
+            "n_parameters": self.n_parameters,
+        }
