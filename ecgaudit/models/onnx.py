@@ -60,9 +60,13 @@ def convert_to_torch(model: onnx.ModelProto, name: str) -> torch.nn.Module:
         module = convert(onnx_converters.rewrite_for_conversion(model))
     except NotImplementedError as exc:
         match = re.search(r"operation_type='([^']+)', version=(\d+)", str(exc))
-        op = f"{match.group(1)} (opset {match.group(2)})" if match else str(exc)
+        if match is None:
+            raise ModelError(
+                f"{name} uses an ONNX construct ecgaudit cannot convert to a differentiable form ({exc})."
+            ) from exc
         raise ModelError(
-            f"{name} uses the ONNX operator {op}, which ecgaudit cannot convert to a differentiable form."
+            f"{name} uses the ONNX operator {match.group(1)} (opset {match.group(2)}), which ecgaudit cannot "
+            "convert to a differentiable form."
         ) from exc
     except Exception as exc:  # onnx2torch raises bare errors for graphs it cannot trace
         raise ModelError(f"{name} could not be converted to a differentiable form: {exc}") from exc

@@ -1,0 +1,215 @@
+"""Turn raw records from any source into the model's input contract.
+
+Every data source produces `RawRecord`s (signals in mV at their own rate, with their own lead names) and
+calls `conform_records` / `build_dataset`, which:
+
+1. maps leads BY NAME (case-insensitive, `avr` -> `aVR`) into the model's lead order; a record lacking a
+   lead the model needs is rejected (`DataError` naming the record and the missing leads);
+2. rejects NaN or infinite samples (`DataError` naming the record and the lead);
+3. records quality issues of the part of the signal that is kept: a *flat* lead (peak-to-peak below
+   10 µV) and a *clipped* lead (at least 1 % of the samples sit at the lead's maximum or minimum, with a
+   run of at least 5 consecutive samples there) become `QualityIssue`s, not errors;
+4. resamples with `scipy.signal.resample_poly` by the rational approximation
+   `Fraction(target_fs / source_fs).limit_denominator(1000)` (so a ratio that needs a larger denominator
+   is approximated; the dataset still reports the requested fs), padding with the edge values so a
+   baseline offset causes no edge transient;
+5. takes the FIRST `n_samples` samples (no centring), or zero-pads at the end when the record is shorter.
+
+The output is float32 `(N, len(leads), n_samples)` in mV.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from ecgaudit.data.interface import EcgDataset, QualityIssue
+from ecgaudit.errors import DataError
+from ecgaudit.leads import canonical_lead
+
+FLAT_PTP_MV = 0.010
+"""A lead whose peak-to-peak amplitude is below this (10 µV) is reported as flat."""
+CLIP_FRACTION = 0.01
+"""A lead with at least this fraction of samples at its max (or min) may be clipped ..."""
+CLIP_RUN = 5
+"""... if at least this many of them are consecutive."""
+
+
+@dataclass(frozen=True, eq=False)
+class RawRecord:
+    """One record as read from its source, before conforming.
+
+    `signal` is `(L, T)` float in millivolts, one row per name in `lead_names`; `fs` in Hz; `sha256` the
+    digest of the record's source bytes (what exactly is hashed is documented by each source); `labels`
+    a multi-hot vector over the source's classes, or None.
+    """
+
+    record_id: str
+    signal: np.ndarray
+    fs: float
+    lead_names: tuple[str, ...]
+    sha256: str
+    labels: np.ndarray | None = None
+
+
+def lead_key(name: str) -> str:
+    """The name a lead is matched by: the standard spelling, or the stripped name for non-standard leads."""
+    return canonical_lead(name) or name.strip()
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    if not mask.any():
+        return 0
+    padded = np.concatenate(([0], mask.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[0::2]).max())
+
+
+def lead_quality(x: np.ndarray) -> str | None:
+    """`flat`, `clipped` or None for one lead (1-D, mV)."""
+    if x.size == 0:
+        return None
+    hi, lo = x.max(), x.min()
+    if hi - lo < FLAT_PTP_MV:
+        return "flat"
+    need = max(math.ceil(CLIP_FRACTION * x.size), CLIP_RUN)
+    for level in (hi, lo):
+        mask = x == level
+        if int(mask.sum()) >= need and _longest_run(mask) >= CLIP_RUN:
+            return "clipped"
+    return None
+
+
+def _ratio(target_fs: float, source_fs: float) -> tuple[int, int]:
+    frac = (Fraction(target_fs) / Fraction(source_fs)).limit_denominator(1000)
+    return frac.numerator, frac.denominator
+
+
+def _select_leads(rec: RawRecord, wanted: tuple[str, ...]) -> np.ndarray:
+    signal = np.asarray(rec.signal, dtype=np.float64)
+    if signal.ndim != 2 or signal.shape[0] != len(rec.lead_names):
+        raise DataError(
+            f"record {rec.record_id}: signal has shape {signal.shape} but {len(rec.lead_names)} lead names; "
+            "fix the source so each lead has one row of samples."
+        )
+    where: dict[str, int] = {}
+    for i, name in enumerate(rec.lead_names):
+        key = lead_key(name)
+        if key in wanted and key in where:
+            raise DataError(f"record {rec.record_id} holds lead {key} twice; keep one copy of each lead.")
+        where[key] = i
+    missing = [lead for lead in wanted if lead not in where]
+    if missing:
+        raise DataError(
+            f"record {rec.record_id} lacks lead(s) {', '.join(missing)} that the model needs "
+            f"(it has {', '.join(rec.lead_names) or 'none'}); supply records with all of {', '.join(wanted)}."
+        )
+    return signal[[where[lead] for lead in wanted]]
+
+
+def _check_finite(rec: RawRecord, sub: np.ndarray, wanted: tuple[str, ...]) -> None:
+    finite = np.isfinite(sub)
+    if finite.all():
+        return
+    j = int(np.flatnonzero(~finite.all(axis=1))[0])
+    what = "NaN" if np.isnan(sub[j]).any() else "infinite"
+    count = int((~finite[j]).sum())
+    raise DataError(
+        f"record {rec.record_id}, lead {wanted[j]} holds {count} {what} sample(s); "
+        "repair or drop the record before auditing."
+    )
+
+
+def conform_one(
+    rec: RawRecord, *, fs: float, n_samples: int, leads: Sequence[str]
+) -> tuple[np.ndarray, list[QualityIssue]]:
+    """Conform one record: `(len(leads), n_samples)` float32 and its quality issues."""
+    wanted = tuple(lead_key(lead) for lead in leads)
+    sub = _select_leads(rec, wanted)
+    if not (math.isfinite(rec.fs) and rec.fs > 0):
+        raise DataError(f"record {rec.record_id} has sampling rate {rec.fs!r}; it must be a positive number.")
+    if sub.shape[1] == 0:
+        raise DataError(f"record {rec.record_id} holds no samples; drop it from the data set.")
+    _check_finite(rec, sub, wanted)
+    up, down = _ratio(fs, rec.fs)
+    if up == 0:
+        raise DataError(
+            f"record {rec.record_id} at {rec.fs:g} Hz cannot be resampled to {fs:g} Hz; "
+            "the ratio is too extreme."
+        )
+    # Quality is judged on the source samples that end up inside the kept window.
+    kept = min(sub.shape[1], math.ceil(n_samples * down / up))
+    issues = [
+        QualityIssue(rec.record_id, lead, kind)
+        for lead, row in zip(wanted, sub[:, :kept], strict=True)
+        if (kind := lead_quality(row)) is not None
+    ]
+    if up != down:
+        # Only the source samples needed for the first n_samples outputs (plus filter margin) are resampled.
+        margin = 20 * max(up, down) // up + 1
+        sub = resample_poly(sub[:, : kept + margin], up, down, axis=1, padtype="edge")
+    out = np.zeros((len(wanted), n_samples), dtype=np.float32)
+    t = min(n_samples, sub.shape[1])
+    out[:, :t] = sub[:, :t]
+    return out, issues
+
+
+def conform_records(
+    records: Sequence[RawRecord], *, fs: float, n_samples: int, leads: Sequence[str]
+) -> tuple[np.ndarray, tuple[QualityIssue, ...]]:
+    """Conform records to the model: float32 `(N, len(leads), n_samples)` in mV, and quality issues."""
+    if not (math.isfinite(fs) and fs > 0) or n_samples <= 0 or not leads:
+        raise ValueError(f"bad model contract: fs={fs!r}, n_samples={n_samples!r}, leads={tuple(leads)!r}")
+    if len({lead_key(lead) for lead in leads}) != len(leads):
+        raise ValueError(f"model leads repeat a lead: {tuple(leads)!r}")
+    X = np.zeros((len(records), len(leads), n_samples), dtype=np.float32)
+    issues: list[QualityIssue] = []
+    for i, rec in enumerate(records):
+        X[i], found = conform_one(rec, fs=fs, n_samples=n_samples, leads=leads)
+        issues.extend(found)
+    return X, tuple(issues)
+
+
+def build_dataset(
+    records: Sequence[RawRecord],
+    *,
+    fs: float,
+    n_samples: int,
+    leads: Sequence[str],
+    classes: Sequence[str] | None,
+    source: str,
+) -> EcgDataset:
+    """Conform `records` and wrap them, with labels and manifest, into an `EcgDataset`."""
+    if not records:
+        raise DataError(f"{source} holds no records; point ecgaudit at a source with at least one record.")
+    ids = [rec.record_id for rec in records]
+    seen: set[str] = set()
+    for rid in ids:
+        if rid in seen:
+            raise DataError(f"{source} holds record id {rid} more than once; give every record a unique id.")
+        seen.add(rid)
+    X, quality = conform_records(records, fs=fs, n_samples=n_samples, leads=leads)
+    labels: np.ndarray | None = None
+    has_labels = [rec.labels is not None for rec in records]
+    if any(has_labels):
+        if not all(has_labels) or classes is None:
+            raise ValueError("either every record or no record must carry labels, and labels need classes")
+        labels = np.stack([np.asarray(rec.labels, dtype=np.uint8) for rec in records])
+        if labels.shape != (len(records), len(classes)):
+            raise ValueError(f"labels have shape {labels.shape}, expected {(len(records), len(classes))}")
+    return EcgDataset(
+        X=X,
+        fs=float(fs),
+        leads=tuple(lead_key(lead) for lead in leads),
+        record_ids=tuple(ids),
+        labels=labels,
+        classes=None if labels is None else tuple(classes or ()),
+        source=source,
+        manifest=tuple((rec.record_id, rec.sha256) for rec in records),
+        quality=quality,
+    )

@@ -1,0 +1,188 @@
+"""Read WFDB records (one record, or every `*.hea` in a folder) into `RawRecord`s.
+
+Only the channels whose names are leads the caller needs are read (names compared case-insensitively),
+so e.g. PTB's `s0010_re` reads its 12 standard leads from `s0010_re.dat` and never touches the Frank
+leads in `s0010_re.xyz`. Units are converted to mV from each channel's `units` field.
+
+A record's `sha256` is the SHA-256 over the header file's bytes followed by the bytes of each distinct
+signal file that the read channels live in, in header order. WFDB records carry no labels we trust, so
+`labels` is None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from ecgaudit.data.conform import RawRecord, build_dataset, lead_key
+from ecgaudit.data.interface import EcgDataset
+from ecgaudit.errors import DataError
+from ecgaudit.leads import STANDARD_LEADS
+
+MAX_SAMPLES = 10**8
+"""Refuse a record whose header claims more than this many samples (sig_len * n_sig) in all."""
+
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
+# Bytes per sample of the uncompressed WFDB formats, to spot truncated signal files before reading.
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5}
+
+
+def record_base(path: str | Path) -> Path:
+    """The record path without extension, for a path to a `.hea` file or to the record itself."""
+    p = Path(path)
+    base = p.with_suffix("") if p.suffix.lower() == ".hea" else p
+    if not base.with_name(base.name + ".hea").is_file():
+        raise DataError(
+            f"WFDB record {p} not found: there is no header file {base.name}.hea; check the path."
+        )
+    return base
+
+
+def list_records(path: str | Path) -> list[Path]:
+    """Record paths (no extension) for a record or a folder of records (sorted, not recursive)."""
+    p = Path(path)
+    if p.is_dir():
+        heads = sorted(h for h in p.glob("*.hea") if h.is_file())
+        if not heads:
+            raise DataError(f"folder {p} holds no WFDB header (.hea) files; point ecgaudit at WFDB records.")
+        return [h.with_suffix("") for h in heads]
+    return [record_base(p)]
+
+
+def header_units(header_path: Path, n_sig: int) -> list[str | None]:
+    """Each signal's units as written in the header (wfdb's parser drops a non-ASCII `µ`: `µV` -> `V`).
+
+    Units follow the `/` in a signal line's third field (`gain(baseline)/units`); None where not given.
+    """
+    raw = header_path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")][1 : 1 + n_sig]
+    units: list[str | None] = []
+    for line in lines:
+        fields = line.split()
+        gain = fields[2] if len(fields) > 2 else ""
+        units.append(gain.split("/", 1)[1] if "/" in gain else None)
+    return units + [None] * (n_sig - len(units))
+
+
+def _unit_scale(name: str, channel: str, unit: str | None) -> float:
+    scale = _UNIT_TO_MV.get((unit or "").strip().lower())
+    if scale is None:
+        raise DataError(
+            f"record {name}, lead {channel} has unit {unit!r}, which ecgaudit cannot convert to mV; "
+            "use mV, uV or V."
+        )
+    return scale
+
+
+def _check_file(name: str, base: Path, header: wfdb.Record, fname: str) -> Path:
+    """The path of signal file `fname`, after checking it exists and is as long as the header says."""
+    fpath = base.parent / fname
+    if not fpath.is_file():
+        raise DataError(f"record {name}: signal file {fname} is missing; put it next to {name}.hea.")
+    in_file = [i for i, f in enumerate(header.file_name) if f == fname]
+    bps = _BYTES_PER_SAMPLE.get(str(header.fmt[in_file[0]]))
+    size = fpath.stat().st_size
+    if bps is not None and size / bps > MAX_SAMPLES:  # also covers headers that omit the length
+        raise DataError(
+            f"record {name}: signal file {fname} holds more than ecgaudit's cap of {MAX_SAMPLES} samples; "
+            "split the record."
+        )
+    if bps is not None and header.sig_len:
+        spf = header.samps_per_frame or [1] * len(header.file_name)
+        offset = (header.byte_offset or [0] * len(header.file_name))[in_file[0]] or 0
+        frame = sum(int(spf[i] or 1) for i in in_file)
+        need = int(offset) + math.floor(int(header.sig_len) * frame * bps)
+        if size < need:
+            raise DataError(
+                f"record {name}: signal file {fname} is truncated ({size} bytes, the header needs {need}); "
+                "restore the complete file."
+            )
+    return fpath
+
+
+def read_record(path: str | Path, *, leads: Sequence[str] | None = None) -> RawRecord:
+    """Read one WFDB record's channels that are among `leads` (default: the 12 standard leads), in mV."""
+    base = record_base(path)
+    name = base.name
+    head_path = base.with_name(name + ".hea")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for malformed headers
+        raise DataError(
+            f"record {name}: header {name}.hea cannot be parsed ({exc}); fix or drop it."
+        ) from exc
+    if isinstance(header, wfdb.MultiRecord):
+        raise DataError(
+            f"record {name} is a multi-segment WFDB record; ecgaudit reads single-segment records only."
+        )
+    n_sig, sig_len = int(header.n_sig or 0), int(header.sig_len or 0)
+    if n_sig * sig_len > MAX_SAMPLES:
+        raise DataError(
+            f"record {name}: header claims {n_sig} x {sig_len} samples, more than ecgaudit's cap of "
+            f"{MAX_SAMPLES}; check the header or split the record."
+        )
+    wanted = {lead_key(lead) for lead in (leads if leads is not None else STANDARD_LEADS)}
+    names = list(header.sig_name or [])
+    channels = [i for i, ch in enumerate(names) if lead_key(ch) in wanted]
+    parsed = header.units or [None] * n_sig
+    units = [w if w is not None else parsed[i] for i, w in enumerate(header_units(head_path, n_sig))]
+    scales = np.array([_unit_scale(name, names[i], units[i]) for i in channels])
+    files: list[str] = []
+    for i in channels:
+        if header.file_name[i] not in files:
+            files.append(header.file_name[i])
+    paths = [_check_file(name, base, header, f) for f in files]
+    if channels:
+        try:
+            rec = wfdb.rdrecord(str(base), channels=channels, physical=True)
+        except Exception as exc:
+            raise DataError(f"record {name} cannot be read by wfdb ({exc}); check its files.") from exc
+        signal = np.asarray(rec.p_signal, dtype=np.float64).T * scales[:, None]
+    else:
+        signal = np.zeros((0, sig_len))
+    digest = hashlib.sha256(head_path.read_bytes())
+    for fpath in paths:
+        digest.update(fpath.read_bytes())
+    return RawRecord(
+        record_id=name,
+        signal=signal,
+        fs=float(header.fs),
+        lead_names=tuple(names[i] for i in channels),
+        sha256=digest.hexdigest(),
+        labels=None,
+    )
+
+
+def read_wfdb(
+    path: str | Path, *, leads: Sequence[str] | None = None, n_records: int | None = None
+) -> list[RawRecord]:
+    """Read a WFDB record or every record in a folder (sorted by name); at most `n_records` of them."""
+    bases = list_records(path)
+    if n_records is not None:
+        bases = bases[: max(n_records, 0)]
+    return [read_record(b, leads=leads) for b in bases]
+
+
+def load_wfdb(
+    path: str | Path,
+    *,
+    fs: float,
+    n_samples: int,
+    leads: Sequence[str],
+    n_records: int | None = None,
+) -> EcgDataset:
+    """Read WFDB record(s) and conform them to the model (`fs`, `n_samples`, `leads`)."""
+    records = read_wfdb(path, leads=leads, n_records=n_records)
+    return build_dataset(
+        records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"wfdb:{Path(path)}"
+    )
