@@ -36,3 +36,7 @@ class AttackError(EcgauditError):
 
 class ProfileError(EcgauditError):
     """A profile file is invalid."""
+
+
+class ReportError(EcgauditError):
+    """A report or baseline file cannot be read or does not validate."""

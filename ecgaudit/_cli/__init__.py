@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, NoReturn
 
-import click
 import typer
 from rich.console import Console
 
@@ -51,9 +50,16 @@ def _root(
 
 
 def _register() -> None:
+    from ecgaudit._cli import attack as attack_cmd
     from ecgaudit._cli import inspect as inspect_cmd
 
     app.command("inspect", help=inspect_cmd.HELP)(inspect_cmd.inspect)
+    app.command("attack", help=attack_cmd.HELP)(attack_cmd.attack)
+    from ecgaudit._cli import profiles as profiles_cmd
+    from ecgaudit._cli import scan as scan_cmd
+
+    app.command("scan", help=scan_cmd.HELP)(scan_cmd.scan)
+    app.add_typer(profiles_cmd.app, name="profiles")
 
 
 _register()
@@ -74,12 +80,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         code = exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
         code = ExitCode.BAD_INPUT
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]: nothing complete was written.")
         code = 130
     except Exception:  # the one place that maps unexpected failures to exit 3

@@ -11,7 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ecgaudit._cli._model_options import (
-    CardOpt, ClassesOpt, FsOpt, LayoutOpt, LeadsOpt, ModelArg, OutputOpt, SamplesOpt, card_overrides, open_model,
+    CardOpt,
+    ClassesOpt,
+    FsOpt,
+    LayoutOpt,
+    LeadsOpt,
+    ModelArg,
+    OutputOpt,
+    SamplesOpt,
+    card_overrides,
+    open_model,
 )
 from ecgaudit.data import load_dataset
 from ecgaudit.inspection import inspect_model

@@ -1,0 +1,131 @@
+"""`ecgaudit attack MODEL --attack NAME [--data D] [--out DIR] [--transfer-to M ...] [--seed N]`."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ecgaudit._cli._model_options import (
+    CardOpt,
+    ClassesOpt,
+    FsOpt,
+    LayoutOpt,
+    LeadsOpt,
+    ModelArg,
+    OutputOpt,
+    SamplesOpt,
+    card_overrides,
+    open_model,
+)
+from ecgaudit._cli._progress import RichReporter
+from ecgaudit.attack_job import DEFAULT_DATA, AttackJob, run_attack_job
+from ecgaudit.errors import AttackError
+from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
+from ecgaudit.models import load_model
+from ecgaudit.sensitivity import DEFAULT_CHEST_MV
+
+HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
+
+
+class AttackName(str, Enum):
+    pgd = "pgd"
+    uap_deepfool = "uap-deepfool"
+    scar = "scar"
+    scar_stealth = "scar-stealth"
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are read as JSON (numbers, lists, true/false), else kept as text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise AttackError(f"--param '{item}' is not key=value (e.g. --param epochs=5).")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return params
+
+
+def attack(
+    model: ModelArg,
+    name: Annotated[AttackName, typer.Option("--attack", help="Which attack to run.", case_sensitive=False)],
+    data: Annotated[str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic.")
+                    ] = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-attack"),
+    transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Also measure the perturbation "
+                                                          "on this model (repeatable).")] = None,
+    transfer_data: Annotated[list[str] | None, typer.Option("--transfer-data", help="Also measure it on this "
+                                                            "dataset (repeatable).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for splits, random starts and minibatch order.")] = 0,
+    n_craft: Annotated[int, typer.Option("--n-craft", min=1, help="Records to craft on.")] = 200,
+    n_eval: Annotated[int, typer.Option("--n-eval", min=1, help="Records to evaluate on (disjoint).")] = 200,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Attack parameter key=value (repeatable), "
+                                                    "e.g. epochs=5, eps_mv=0.1, cutoff_hz=10.")] = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="SCAR only: also sweep the V2–V6 amplitude "
+                                        "(0.02–0.60 mV).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    card: CardOpt = None,
+    fs: FsOpt = None,
+    n_samples: SamplesOpt = None,
+    leads: LeadsOpt = None,
+    layout: LayoutOpt = None,
+    classes: ClassesOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
+    targets = [load_model(path) for path in transfer_to or []]
+    if sweep and name.value not in ("scar", "scar-stealth"):
+        raise AttackError("--sweep applies to scar and scar-stealth only.")
+    job = AttackJob(
+        model=adapter, attack=name.value, params=parse_params(param or []), data=data, n_craft=n_craft,
+        n_eval=n_eval, seed=seed, transfer_models=targets, transfer_data=tuple(transfer_data or ()),
+        sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
+    )
+    with RichReporter(enabled=not quiet) as reporter:
+        document, perturbation = run_attack_job(job, reporter)
+    if perturbation is not None:
+        document["perturbation"]["path"] = "perturbation.npy"
+        atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
+    atomic_write_bytes(out / "attack.json", json_bytes(document))
+    _summary(document, out, Console())
+
+
+def _rate(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "—"
+    low, high = entry["ci95"]
+    return f"{entry['value']:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _summary(doc: dict[str, Any], out: Path, console: Console) -> None:
+    table = Table(title=f"{doc['attack']} on {Path(doc['model']['path']).name} ({doc['n_eval']} eval records)",
+                  title_justify="left")
+    for column in ("model", "fooling rate", "attack success", "robust accuracy", "SNR dB", "SSIM"):
+        table.add_column(column)
+    rows = [(Path(doc["model"]["path"]).name, doc["metrics"])]
+    rows += [(f"{v} (unfiltered)", m) for v, m in doc.get("variants", {}).items()]
+    rows += [(f"→ {Path(t['model']).name}", t["metrics"]) for t in doc["transfer"]]
+    rows += [(f"→ {t['data']['source']}", t["metrics"]) for t in doc["transfer_data"]]
+    for label, m in rows:
+        table.add_row(label, _rate(m["fooling_rate"]), _rate(m.get("attack_success_rate")),
+                      _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}")
+    console.print(table)
+    if "sweep" in doc:
+        sweep = Table(title="Amplitude sweep (V2–V6)", title_justify="left")
+        for column in ("ε V2–V6 (mV)", "fooling rate", "SSIM"):
+            sweep.add_column(column)
+        for point in doc["sweep"]:
+            sweep.add_row(f"{point['chest_eps_mv']:.2f}", _rate(point["fooling_rate"]), f"{point['ssim']:.3f}")
+        console.print(sweep)
+    mis = doc["metrics"]["misdiagnosis"]
+    if mis["n_changed"]:
+        console.print(f"successful attacks land on {mis['top_target']} in {mis['top_target_share']:.1%} of cases")
+    console.print(f"wrote {out / 'attack.json'}" + (f" and {out / 'perturbation.npy'}" if "perturbation" in doc else ""))

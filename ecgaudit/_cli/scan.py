@@ -1,0 +1,168 @@
+"""`ecgaudit scan MODEL --profile P`: the full battery, the gate, the report and the exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ecgaudit._cli._model_options import (
+    CardOpt,
+    ClassesOpt,
+    FsOpt,
+    LayoutOpt,
+    LeadsOpt,
+    ModelArg,
+    OutputOpt,
+    SamplesOpt,
+    card_overrides,
+    open_model,
+)
+from ecgaudit._cli._progress import RichReporter
+from ecgaudit.errors import ExitCode, ReportError
+from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
+from ecgaudit.models import load_model
+from ecgaudit.profiles import load_profile
+from ecgaudit.render.junit import render_junit
+from ecgaudit.render.markdown import render_markdown
+from ecgaudit.scan import ScanConfig, ScanResult, run_scan
+
+HELP = (
+    "Run a profile's whole battery and gate on it; write DIR/report.json and DIR/perturbations/*.npy.\n\n"
+    "Exit codes: 0 every gate rule passed; 1 a gate rule failed; 2 bad usage or input; 3 internal failure."
+)
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ReportError(f"baseline report {path} does not exist.") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"baseline report {path} is not valid JSON ({exc}).") from exc
+    if not isinstance(data, dict) or "gate" not in data or "profile" not in data:
+        raise ReportError(f"baseline report {path} is not an ecgaudit scan report.")
+    return data
+
+
+def scan(
+    model: ModelArg,
+    profile: Annotated[str, typer.Option("--profile", help="Built-in profile name (samd, ci, paper) or a .toml path.")
+                       ] = "samd",
+    data: Annotated[str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic "
+                                      "(at the model's fs).")] = "builtin:synthetic",
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-report"),
+    transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Measure the profile's universal "
+                                                          "perturbations on this model too (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the profile's seed.")] = None,
+    junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Write JUnit XML, one case per rule.")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="An earlier report of the same profile; a "
+                                                  "metric worse by more than the tolerance fails.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else).")
+                       ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no summary table.")] = False,
+    card: CardOpt = None,
+    fs: FsOpt = None,
+    n_samples: SamplesOpt = None,
+    leads: LeadsOpt = None,
+    layout: LayoutOpt = None,
+    classes: ClassesOpt = None,
+    output: OutputOpt = None,
+) -> int:
+    chosen = load_profile(profile)
+    old = read_baseline(baseline) if baseline is not None else None
+    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
+    targets = [load_model(path) for path in transfer_to or []]
+    report_path = out / "report.json"
+    # An earlier run's report must not survive a run that dies: it would look like this run's result.
+    report_path.unlink(missing_ok=True)
+    config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets, baseline=old)
+    with RichReporter(enabled=not quiet and not as_json) as reporter:
+        result = run_scan(config, reporter)
+    write_outputs(result, out, junit_xml)
+    summary_console = Console(stderr=as_json)
+    if as_json:
+        print(json.dumps(summary_document(result, report_path), indent=2, sort_keys=True))
+    elif not quiet:
+        render_summary(result.report, summary_console)
+        summary_console.print(f"wrote {report_path}")
+    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+
+
+def write_outputs(result: ScanResult, out: Path, junit_xml: Path | None) -> None:
+    for attack_id, v in result.perturbations.items():
+        atomic_write_bytes(out / "perturbations" / f"{attack_id}.npy", npy_bytes(v))
+    if junit_xml is not None:
+        atomic_write_bytes(junit_xml, render_junit(result.report))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(render_markdown(result.report))
+    # Last: report.json appears only when everything it refers to is on disk.
+    atomic_write_bytes(out / "report.json", json_bytes(result.report))
+
+
+def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:
+    report = result.report
+    return {
+        "verdict": report["gate"]["verdict"],
+        "report": str(report_path),
+        "model_sha256": report["model"]["sha256"],
+        "profile": {"name": report["profile"]["name"], "sha256": report["profile"]["sha256"]},
+        "clean_accuracy": report["clean"].get("accuracy"),
+        "attacks": [{"id": a["id"], "fooling_rate": a["metrics"]["fooling_rate"],
+                     "robust_accuracy": a["metrics"].get("robust_accuracy"), "snr_db": a["metrics"]["snr_db"],
+                     "ssim": a["metrics"]["ssim"]} for a in report["attacks"]],
+        "rules": [{k: r[k] for k in ("id", "kind", "passed", "value", "bound", "op", "threshold", "message")}
+                  for r in report["gate"]["rules"]],
+    }
+
+
+def _rate(entry: Any) -> str:
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "—"
+    return f"{entry['value']:.1%} [{entry['ci95'][0]:.1%}–{entry['ci95'][1]:.1%}]"
+
+
+def render_summary(report: dict[str, Any], console: Console) -> None:
+    clean = report["clean"].get("accuracy")
+    console.print(f"[bold]{Path(report['model']['path']).name}[/] under profile [bold]{report['profile']['name']}"
+                  f"[/] {report['profile']['version']}: clean accuracy {_rate(clean)} on "
+                  f"{report['data']['splits']['n_eval']} eval records")
+    attacks = Table(title="Attacks (measured on the model's own runtime)", title_justify="left")
+    for column in ("attack", "fooling rate [95% CI]", "robust accuracy", "SNR dB", "SSIM", "top target"):
+        attacks.add_column(column)
+    for a in report["attacks"]:
+        m = a["metrics"]
+        mis = m["misdiagnosis"]
+        top = f"{mis['top_target']} {mis['top_target_share']:.0%}" if mis["n_changed"] else "—"
+        attacks.add_row(a["id"], _rate(m["fooling_rate"]), _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}",
+                        f"{m['ssim']:.3f}", top)
+        for variant, vm in a.get("variants", {}).items():
+            attacks.add_row(f"  {variant}", _rate(vm["fooling_rate"]), _rate(vm.get("robust_accuracy")),
+                            f"{vm['snr_db']:.1f}", f"{vm['ssim']:.3f}", "")
+    for t in report["transfer"]:
+        m = t["metrics"]
+        attacks.add_row(f"{t['attack']} → {Path(t['model']).name}", _rate(m["fooling_rate"]),
+                        _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}", "")
+    console.print(attacks)
+    if report.get("sweep"):
+        sweep = Table(title=f"Amplitude sweep ({report['sweep']['attack']}, V2–V6)", title_justify="left")
+        for column in ("ε V2–V6 mV", "fooling rate", "SSIM"):
+            sweep.add_column(column)
+        for p in report["sweep"]["points"]:
+            sweep.add_row(f"{p['chest_eps_mv']:.2f}", _rate(p["fooling_rate"]), f"{p['ssim']:.3f}")
+        console.print(sweep)
+    gate = Table(title="Gate", title_justify="left")
+    for column in ("rule", "verdict", "detail"):
+        gate.add_column(column)
+    for r in report["gate"]["rules"]:
+        gate.add_row(r["id"], "[green]pass[/]" if r["passed"] else "[bold red]FAIL[/]", r["message"])
+    console.print(gate)
+    verdict = report["gate"]["verdict"]
+    console.print(f"verdict: {'[bold green]PASS[/]' if verdict == 'PASS' else '[bold red]FAIL[/]'}")

@@ -1,0 +1,95 @@
+"""What every attack shares: two small bases, the loss, and the progress callback.
+
+Attacks know only a model adapter, tensors and their parameters; they never read files or print.
+The harness (`ecgaudit.attacks.harness`) projects what they return and measures success itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ecgaudit.models.interface import ModelAdapter
+
+ProgressFn = Callable[[int, int], None]
+"""Called as `progress(done, total)` while an attack works; units are the attack's own steps."""
+
+
+def no_progress(done: int, total: int) -> None:
+    """The default progress callback: does nothing."""
+
+
+def attack_loss(model: ModelAdapter, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed loss an untargeted attack ascends: cross-entropy, or BCE for a multi-label (sigmoid) model.
+
+    `targets` are class indices `(N,)` for single-label models and multi-hot `(N, K)` for multi-label ones.
+    """
+    if model.card.multilabel:
+        return F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="sum")
+    return F.cross_entropy(logits, targets.long(), reduction="sum")
+
+
+def surrogate_decisions(model: ModelAdapter, logits: torch.Tensor) -> torch.Tensor:
+    """The decision the surrogate's logits imply: class index, or the multi-hot set above thresholds."""
+    if model.card.multilabel:
+        assert model.card.thresholds is not None
+        thresholds = torch.tensor(model.card.thresholds, dtype=logits.dtype)
+        return torch.sigmoid(logits) >= thresholds
+    return logits.argmax(dim=1)
+
+
+def changed(model: ModelAdapter, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """Per record: did the decision change (any label flipped, for multi-label)?"""
+    if model.card.multilabel:
+        return (before != after).any(dim=1)
+    return before != after
+
+
+@dataclass(frozen=True)
+class UniversalResult:
+    """A universal perturbation `(L, T)` in mV plus attack-specific extras (e.g. the unfiltered v)."""
+
+    perturbation: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class UniversalAttack(ABC):
+    """Crafts one perturbation for all records on a craft split."""
+
+    name: ClassVar[str]
+    universal: ClassVar[bool] = True
+
+    @abstractmethod
+    def craft(
+        self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
+        progress: ProgressFn = no_progress,
+    ) -> UniversalResult:
+        """Shapes: `x_mv` `(N, L, T)` mV at the model's fs; returns a `(L, T)` perturbation in mV."""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The parameters, JSON-able, for reports."""
+
+
+class PerSampleAttack(ABC):
+    """Perturbs each record on its own."""
+
+    name: ClassVar[str]
+    universal: ClassVar[bool] = False
+
+    @abstractmethod
+    def perturb(
+        self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
+        progress: ProgressFn = no_progress,
+    ) -> torch.Tensor:
+        """Shapes: `x_mv` `(N, L, T)` mV; returns perturbations `(N, L, T)` mV."""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The parameters, JSON-able, for reports."""

@@ -1,0 +1,71 @@
+"""SCAR: a universal perturbation by normalised SGD with in-process gradient smoothing.
+
+Jia and Liao, "SCAR: Semantic Cardiac Adversarial Representation via Spatiotemporal Manifold
+Optimization in ECG", eq. 3–5: g = ∇_v L(f(x + v), y) over a minibatch, g' = K_temp * F_low(g),
+v ← Π_ε(v + α g'/‖g'‖₂), over epochs of the craft set. Distance: L∞ per lead (the ε box).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ecgaudit.attacks.interface import ProgressFn, UniversalAttack, UniversalResult, attack_loss, no_progress
+from ecgaudit.constraints import PhysioConstraint
+from ecgaudit.errors import AttackError
+from ecgaudit.models.interface import ModelAdapter
+
+
+@dataclass(frozen=True)
+class SCAR(UniversalAttack):
+    """Args: `constraint` (ε per lead, cutoff, window); `fs` of the model; `alpha` the step length as a
+    fraction of the ε box's L2 radius ‖ε‖₂ (so it means the same at any fs and length); `epochs` over the
+    craft set; `batch_size` records per gradient.
+    """
+
+    name = "scar"
+    constraint: PhysioConstraint
+    fs: float
+    alpha: float = 0.05
+    epochs: int = 10
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise AttackError(f"scar: alpha must be positive; got {self.alpha}.")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise AttackError("scar: epochs and batch_size must be at least 1.")
+
+    def params(self) -> dict[str, Any]:
+        c = self.constraint
+        return {
+            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "fs": self.fs,
+            "alpha": self.alpha, "epochs": self.epochs, "batch_size": self.batch_size,
+        }
+
+    def craft(
+        self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
+        progress: ProgressFn = no_progress,
+    ) -> UniversalResult:
+        n, n_leads, n_samples = x_mv.shape
+        eps = self.constraint.eps_tensor(x_mv)
+        step_l2 = self.alpha * math.sqrt(n_samples) * float(eps.norm())
+        v = torch.zeros((n_leads, n_samples), dtype=x_mv.dtype)
+        total = self.epochs * n
+        for epoch in range(self.epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                v.requires_grad_(True)
+                loss = attack_loss(model, model.torch_forward(x_mv[idx] + v), targets[idx])
+                (grad,) = torch.autograd.grad(loss, v)
+                smoothed = self.constraint.smooth(grad, self.fs)
+                norm = smoothed.norm()
+                v = v.detach()
+                if norm > 0:
+                    v = self.constraint.project(v + step_l2 * smoothed / norm)
+                progress(epoch * n + min(start + self.batch_size, n), total)
+        return UniversalResult(perturbation=v, info={"steps": self.epochs * math.ceil(n / self.batch_size)})

@@ -1,0 +1,64 @@
+"""Atomic file writes: a killed run never leaves a file that looks complete."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> str:
+    """Write `data` to a temp file beside `path`, fsync, then rename over it. Returns the SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The exact bytes `np.save` writes for `array` as float32 (deterministic header)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def json_bytes(document: Any) -> bytes:
+    """Canonical-ish JSON: sorted keys, 2-space indent, UTF-8, trailing newline."""
+    return (json.dumps(finite(document), indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n").encode()
+
+
+def finite(value: Any) -> Any:
+    """Replace NaN and ±inf floats with None (JSON has no such numbers), recursively."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

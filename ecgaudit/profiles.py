@@ -1,0 +1,134 @@
+"""Scan profiles: versioned TOML files saying which attacks run, on how many records, and the gate.
+
+Built-in profiles live in the top-level `profiles/` folder, installed as `ecgaudit.builtin_profiles`.
+A user may pass a path to their own. Every profile is checked against `profile.schema.json` and for
+cross-references, and every failure names the key and the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from ecgaudit.errors import ProfileError
+
+RATE_METRICS = ("accuracy", "fooling_rate", "attack_success_rate", "robust_accuracy")
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("ecgaudit").joinpath("schemas/profile.schema.json").read_text())
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("ecgaudit.builtin_profiles")
+    return sorted(entry.name[: -len(".toml")] for entry in folder.iterdir() if entry.name.endswith(".toml"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile and the exact bytes it came from."""
+
+    name: str
+    source: str
+    text: bytes
+    data: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text).hexdigest()
+
+    @property
+    def attacks(self) -> list[dict[str, Any]]:
+        return list(self.data["attacks"])
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        return list(self.data["gate"]["rules"])
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A built-in profile by name, or a TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"profile file {path} does not exist.")
+        return parse_profile(path.read_bytes(), source=str(path))
+    if name_or_path not in builtin_names():
+        raise ProfileError(
+            f"unknown profile '{name_or_path}'; built-in profiles are {', '.join(builtin_names())}, "
+            "or pass the path of a .toml file."
+        )
+    text = resources.files("ecgaudit.builtin_profiles").joinpath(f"{name_or_path}.toml").read_bytes()
+    return parse_profile(text, source=f"{name_or_path}.toml (built-in)")
+
+
+def parse_profile(text: bytes, *, source: str) -> Profile:
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"profile {source} is not UTF-8 text.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {source} is not valid TOML: {exc}.") from exc
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if errors:
+        raise ProfileError(f"profile {source}: {_describe(errors[0])}.")
+    _check_references(data, source)
+    return Profile(name=data["profile"]["name"], source=source, text=text, data=data)
+
+
+def _key(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "top level"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        missing = next((k for k in error.validator_value if k not in error.instance), "?")
+        return f"required key '{_key([*path, missing])}' is missing"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key '{_key([*path, extra[0]])}'" if extra else error.message
+    if error.validator == "enum":
+        return f"key '{_key(path)}' is {error.instance!r}, not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator in ("exclusiveMinimum", "minimum"):
+        return f"key '{_key(path)}' must be {'>' if error.validator == 'exclusiveMinimum' else '>='} " \
+               f"{error.validator_value}, not {error.instance}"
+    if error.validator == "oneOf":
+        return f"key '{_key(path)}' has an invalid value {error.instance!r}"
+    return f"key '{_key(path)}': {error.message}"
+
+
+def _check_references(data: dict[str, Any], source: str) -> None:
+    ids = [a["id"] for a in data["attacks"]]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ProfileError(f"profile {source}: attack id '{duplicates[0]}' appears twice under 'attacks'.")
+    for i, rule in enumerate(data["gate"]["rules"]):
+        attack = rule.get("attack")
+        if rule["metric"] == "accuracy":
+            if attack is not None:
+                raise ProfileError(f"profile {source}: key 'gate.rules[{i}].attack' must be absent for the clean "
+                                   "'accuracy' metric.")
+        elif attack is None:
+            raise ProfileError(f"profile {source}: required key 'gate.rules[{i}].attack' is missing "
+                               f"(metric '{rule['metric']}' belongs to an attack).")
+        elif attack not in ids:
+            raise ProfileError(f"profile {source}: key 'gate.rules[{i}].attack' names '{attack}', which is not an "
+                               f"attack id of this profile ({', '.join(ids)}).")
+    for name in data.get("transfer", {}).get("attacks", []):
+        if name not in ids:
+            raise ProfileError(f"profile {source}: key 'transfer.attacks' names '{name}', which is not an attack id.")
+    rule_ids = [r["id"] for r in data["gate"]["rules"]]
+    if len(set(rule_ids)) != len(rule_ids):
+        raise ProfileError(f"profile {source}: two rules under 'gate.rules' share an id.")

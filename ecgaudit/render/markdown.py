@@ -1,0 +1,34 @@
+"""A markdown summary of a scan (for `GITHUB_STEP_SUMMARY`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _rate(entry: Any) -> str:
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "—"
+    return f"{entry['value']:.1%} [{entry['ci95'][0]:.1%}, {entry['ci95'][1]:.1%}]"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    verdict = report["gate"]["verdict"]
+    lines = [
+        f"## ecgaudit scan: {'✅ PASS' if verdict == 'PASS' else '❌ FAIL'}",
+        "",
+        f"Model `{Path(report['model']['path']).name}` (sha256 `{report['model']['sha256'][:16]}…`), "
+        f"profile `{report['profile']['name']}` {report['profile']['version']}, "
+        f"clean accuracy {_rate(report['clean'].get('accuracy'))}.",
+        "",
+        "| attack | fooling rate | robust accuracy | SNR dB | SSIM |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for attack in report["attacks"]:
+        m = attack["metrics"]
+        lines.append(f"| {attack['id']} | {_rate(m['fooling_rate'])} | {_rate(m.get('robust_accuracy'))} | "
+                     f"{m['snr_db']:.1f} | {m['ssim']:.3f} |")
+    lines += ["", "| rule | result | detail |", "| --- | --- | --- |"]
+    for rule in report["gate"]["rules"]:
+        lines.append(f"| {rule['id']} | {'pass' if rule['passed'] else '**FAIL**'} | {rule['message']} |")
+    return "\n".join(lines) + "\n"

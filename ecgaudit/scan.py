@@ -1,0 +1,123 @@
+"""`ecgaudit scan`: a profile's whole battery on one model, gated, as one report document."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from ecgaudit import __version__
+from ecgaudit.attack_job import data_summary, environment, load_for, outcome_document, resolve_data_spec
+from ecgaudit.attacks import build_attack
+from ecgaudit.attacks.harness import NullReporter, Reporter, run_attack, split_indices, transfer
+from ecgaudit.attacks.scar import SCAR
+from ecgaudit.evaluation import evaluate_clean
+from ecgaudit.gate import evaluate_rules, regressions
+from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.profiles import Profile
+from ecgaudit.sensitivity import amplitude_sweep
+
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    model: ModelAdapter
+    profile: Profile
+    data: str = "builtin:synthetic"
+    seed: int | None = None
+    """Overrides the profile's seed when given."""
+    transfer_models: Sequence[ModelAdapter] = ()
+    baseline: dict[str, Any] | None = None
+
+
+@dataclass
+class ScanResult:
+    report: dict[str, Any]
+    perturbations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.report["gate"]["verdict"] == "PASS"
+
+
+def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult:
+    """Load data, evaluate clean, run every profile attack, transfer, sweep, then gate."""
+    reporter = reporter or NullReporter()
+    started = time.perf_counter()
+    model, profile = config.model, config.profile
+    settings = profile.data["data"]
+    seed = settings["seed"] if config.seed is None else config.seed
+    card = model.card
+    spec = resolve_data_spec(config.data, settings["n_craft"] + settings["n_eval"])
+    dataset = load_for(model, spec)
+    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=settings["n_craft"], n_eval=settings["n_eval"],
+                                        seed=seed)
+    craft, evaluation = dataset.subset(craft_idx), dataset.subset(eval_idx)
+    model.check_parity(evaluation.X[:16])
+    stage = reporter.task("clean evaluation", evaluation.n_records)
+    clean = evaluate_clean(model, evaluation)
+    stage(evaluation.n_records, evaluation.n_records)
+    timings: dict[str, float] = {"setup": time.perf_counter() - started}
+
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "ecgaudit", "version": __version__},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": {"name": profile.name, "version": profile.data["profile"]["version"], "source": profile.source,
+                    "sha256": profile.sha256, "resolved": profile.data},
+        "model": model.describe(),
+        "data": {**data_summary(dataset), "splits": {
+            "seed": seed, "n_craft": len(craft_idx), "n_eval": len(eval_idx),
+            "craft_manifest_sha256": craft.manifest_sha256, "eval_manifest_sha256": evaluation.manifest_sha256}},
+        "environment": environment(),
+        "seed": seed,
+        "clean": clean.to_dict(card.classes),
+        "attacks": [],
+        "transfer": [],
+        "sweep": None,
+    }
+    result = ScanResult(report)
+    transfer_ids = set(profile.data.get("transfer", {}).get("attacks", []))
+    targets = [(t, load_for(t, spec).subset(eval_idx)) for t in config.transfer_models]
+    for entry in profile.attacks:
+        t0 = time.perf_counter()
+        attack = build_attack(entry["attack"], fs=card.fs, leads=card.leads, params=entry.get("params"))
+        outcome = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
+        doc = {"id": entry["id"], **outcome_document(outcome)}
+        if outcome.perturbation is not None:
+            doc["perturbation"]["path"] = f"perturbations/{entry['id']}.npy"
+            result.perturbations[entry["id"]] = outcome.perturbation
+            if entry["id"] in transfer_ids:
+                for target, target_eval in targets:
+                    metrics = transfer(outcome.perturbation, card.fs, target, target_eval,
+                                       cutoff_hz=attack.constraint.cutoff_hz,  # type: ignore[union-attr]
+                                       source_leads=card.leads)
+                    report["transfer"].append({"attack": entry["id"], "model": str(target.path),
+                                               "sha256": target.sha256, "format": target.format,
+                                               "metrics": metrics})
+        report["attacks"].append(doc)
+        timings[entry["id"]] = time.perf_counter() - t0
+    sweep = profile.data.get("sweep")
+    if sweep:
+        t0 = time.perf_counter()
+        attack = build_attack(sweep["attack"], fs=card.fs, leads=card.leads, params=sweep.get("params"))
+        assert isinstance(attack, SCAR)
+        points = amplitude_sweep(attack, model, craft, evaluation, chest_mv=sweep["chest_eps_mv"], seed=seed,
+                                 reporter=reporter, clean_eval=clean)
+        report["sweep"] = {"attack": sweep["attack"], "params": attack.params(), "points": points}
+        timings["sweep"] = time.perf_counter() - t0
+
+    rules = evaluate_rules(report, profile.rules)
+    if config.baseline is not None:
+        rules += regressions(report, config.baseline, profile.rules, profile.data["gate"]["regression_tolerance"])
+        report["baseline"] = {"created": config.baseline.get("created"),
+                              "model_sha256": config.baseline.get("model", {}).get("sha256")}
+    report["gate"] = {"rules": rules, "verdict": "PASS" if all(r["passed"] for r in rules) else "FAIL"}
+    timings["total"] = time.perf_counter() - started
+    report["timing_seconds"] = timings
+    return result

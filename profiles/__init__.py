@@ -1,0 +1,1 @@
+"""Built-in scan profiles (TOML), installed as `ecgaudit.builtin_profiles`."""
