@@ -22,8 +22,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> s
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -31,10 +30,23 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> s
     return hashlib.sha256(data).hexdigest()
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     """The exact bytes `np.save` writes for `array` as float32 (deterministic header)."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An uncompressed `.npz` of plain (non-object) arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
 
 

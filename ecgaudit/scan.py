@@ -35,10 +35,16 @@ class ScanConfig:
     baseline: dict[str, Any] | None = None
 
 
+N_SAMPLES_KEPT = 3
+"""Eval records kept (clean, with each attack's perturbation) for the PDF and `--export-wfdb`."""
+
+
 @dataclass
 class ScanResult:
     report: dict[str, Any]
     perturbations: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    """Arrays for `samples.npz`: `X` clean `(k, L, T)` mV, `record_ids`, `fs`, `leads`, `delta_<id>` per attack."""
 
     @property
     def passed(self) -> bool:
@@ -83,6 +89,7 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
     }
     result = ScanResult(report)
     transfer_ids = set(profile.data.get("transfer", {}).get("attacks", []))
+    outcomes = {}
     targets = [(t, load_for(t, spec).subset(eval_idx)) for t in config.transfer_models]
     for entry in profile.attacks:
         t0 = time.perf_counter()
@@ -101,7 +108,9 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
                                                "sha256": target.sha256, "format": target.format,
                                                "metrics": metrics})
         report["attacks"].append(doc)
+        outcomes[entry["id"]] = outcome
         timings[entry["id"]] = time.perf_counter() - t0
+    result.samples = keep_samples(evaluation, outcomes, clean.decisions, card.classes)
     sweep = profile.data.get("sweep")
     if sweep:
         t0 = time.perf_counter()
@@ -121,3 +130,34 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
     timings["total"] = time.perf_counter() - started
     report["timing_seconds"] = timings
     return result
+
+
+def keep_samples(evaluation: Any, outcomes: dict[str, Any], clean_decisions: np.ndarray,
+                 classes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The eval records most attacks fooled (ties: earliest), with each attack's perturbation of them."""
+    fooled_count = np.zeros(evaluation.n_records, dtype=int)
+    for outcome in outcomes.values():
+        if outcome.fooled is not None:
+            fooled_count += outcome.fooled.astype(int)
+    chosen = np.argsort(-fooled_count, kind="stable")[:N_SAMPLES_KEPT]
+
+    def names(decision: np.ndarray) -> str:
+        if decision.ndim == 0:
+            return classes[int(decision)]
+        return "+".join(c for c, on in zip(classes, decision) if on) or "none"
+
+    samples: dict[str, np.ndarray] = {
+        "X": evaluation.X[chosen].astype(np.float32),
+        "record_ids": np.array([evaluation.record_ids[i] for i in chosen]),
+        "fs": np.array(evaluation.fs),
+        "leads": np.array(evaluation.leads),
+        "clean_decision": np.array([names(clean_decisions[i]) for i in chosen]),
+    }
+    for attack_id, outcome in outcomes.items():
+        if outcome.perturbation is not None:
+            delta = np.broadcast_to(outcome.perturbation, samples["X"].shape)
+        else:
+            delta = outcome.record_perturbations[chosen]
+        samples[f"delta_{attack_id}"] = np.ascontiguousarray(delta, dtype=np.float32)
+        samples[f"decision_{attack_id}"] = np.array([names(outcome.adversarial_decisions[i]) for i in chosen])
+    return samples

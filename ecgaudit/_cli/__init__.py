@@ -60,6 +60,12 @@ def _register() -> None:
 
     app.command("scan", help=scan_cmd.HELP)(scan_cmd.scan)
     app.add_typer(profiles_cmd.app, name="profiles")
+    from ecgaudit._cli import evidence
+
+    app.command("keygen")(evidence.keygen_command)
+    app.command("verify")(evidence.verify_command)
+    app.command("render")(evidence.render_command)
+    app.add_typer(evidence.schema_app, name="schema")
 
 
 _register()

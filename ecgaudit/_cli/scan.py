@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
@@ -25,12 +27,15 @@ from ecgaudit._cli._model_options import (
 )
 from ecgaudit._cli._progress import RichReporter
 from ecgaudit.errors import ExitCode, ReportError
-from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
+from ecgaudit.export import export_wfdb
+from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes, npz_bytes
 from ecgaudit.models import load_model
 from ecgaudit.profiles import load_profile
 from ecgaudit.render.junit import render_junit
 from ecgaudit.render.markdown import render_markdown
+from ecgaudit.report import validate_report
 from ecgaudit.scan import ScanConfig, ScanResult, run_scan
+from ecgaudit.signing import fingerprint, load_private_key, sign_envelope, signing_key_path, statement
 
 HELP = (
     "Run a profile's whole battery and gate on it; write DIR/report.json and DIR/perturbations/*.npy.\n\n"
@@ -66,6 +71,12 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else).")
                        ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no summary table.")] = False,
+    key: Annotated[Path | None, typer.Option("--key", help="Ed25519 private key (PEM) to sign the report with "
+                                             "(default: $ECGAUDIT_SIGNING_KEY).")] = None,
+    allow_insecure_key: Annotated[bool, typer.Option("--allow-insecure-key", help="Accept a private key file that "
+                                                     "group or others can read.")] = False,
+    export_wfdb_samples: Annotated[bool, typer.Option("--export-wfdb", help="Also write the kept eval records, "
+                                                      "attacked, as WFDB records under DIR/wfdb/.")] = False,
     card: CardOpt = None,
     fs: FsOpt = None,
     n_samples: SamplesOpt = None,
@@ -76,6 +87,8 @@ def scan(
 ) -> int:
     chosen = load_profile(profile)
     old = read_baseline(baseline) if baseline is not None else None
+    key_path = signing_key_path(key)
+    private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
     adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
     targets = [load_model(path) for path in transfer_to or []]
     report_path = out / "report.json"
@@ -84,8 +97,12 @@ def scan(
     config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets, baseline=old)
     with RichReporter(enabled=not quiet and not as_json) as reporter:
         result = run_scan(config, reporter)
-    write_outputs(result, out, junit_xml)
+    write_outputs(result, out, junit_xml, adapter.path, private_key, export_wfdb_samples)
     summary_console = Console(stderr=as_json)
+    if private_key is None:
+        Console(stderr=True).print(
+            "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
+            "so a reviewer can verify it.", highlight=False)
     if as_json:
         print(json.dumps(summary_document(result, report_path), indent=2, sort_keys=True))
     elif not quiet:
@@ -94,17 +111,46 @@ def scan(
     return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
 
 
-def write_outputs(result: ScanResult, out: Path, junit_xml: Path | None) -> None:
+def write_outputs(
+    result: ScanResult, out: Path, junit_xml: Path | None, model_path: Path,
+    private_key: Ed25519PrivateKey | None = None, export_wfdb_samples: bool = False,
+) -> None:
+    """Write every artefact, then report.json last: it appears only when all it refers to is on disk."""
+    report = result.report
+    artifacts = []
     for attack_id, v in result.perturbations.items():
-        atomic_write_bytes(out / "perturbations" / f"{attack_id}.npy", npy_bytes(v))
+        digest = atomic_write_bytes(out / "perturbations" / f"{attack_id}.npy", npy_bytes(v))
+        artifacts.append({"path": f"perturbations/{attack_id}.npy", "sha256": digest})
+    samples_sha = atomic_write_bytes(out / "samples.npz", npz_bytes(result.samples))
+    report["samples"] = {"path": "samples.npz", "sha256": samples_sha,
+                         "record_ids": [str(r) for r in result.samples["record_ids"]]}
+    artifacts.append({"path": "samples.npz", "sha256": samples_sha})
+    if export_wfdb_samples:
+        written = export_wfdb(result.samples, out / "wfdb", [a["id"] for a in report["attacks"]])
+        artifacts += [{"path": path, "sha256": digest} for path, digest in written]
+    report["artifacts"] = artifacts
+    fingerprint_hex = fingerprint(private_key.public_key()) if private_key else None
+    report["signing"] = {"signed": private_key is not None, "key_fingerprint": fingerprint_hex}
+    validate_report(report, what="report this scan produced")
+    from ecgaudit.render.pdf import render_pdf  # reportlab is slow to import; only scans that finish need it
+
+    report_bytes = json_bytes(report)
+    report_sha = hashlib.sha256(report_bytes).hexdigest()
+    pdf_sha = atomic_write_bytes(
+        out / "report.pdf", render_pdf(report, out, report_sha256=report_sha, key_fingerprint=fingerprint_hex)
+    )
     if junit_xml is not None:
-        atomic_write_bytes(junit_xml, render_junit(result.report))
+        atomic_write_bytes(junit_xml, render_junit(report))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(render_markdown(result.report))
-    # Last: report.json appears only when everything it refers to is on disk.
-    atomic_write_bytes(out / "report.json", json_bytes(result.report))
+            handle.write(render_markdown(report))
+    if private_key is not None:
+        subjects = {model_path.name: report["model"]["sha256"], "report.json": report_sha, "report.pdf": pdf_sha}
+        atomic_write_bytes(out / "report.dsse.json", sign_envelope(statement(subjects, report), private_key))
+    else:
+        (out / "report.dsse.json").unlink(missing_ok=True)
+    atomic_write_bytes(out / "report.json", report_bytes)
 
 
 def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:

@@ -83,6 +83,14 @@ def measure(
     cutoff_hz: float | None, progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
     """Every metric of one perturbation (universal `(L, T)` or per-record `(N, L, T)`), on the runtime."""
+    return measure_records(model, dataset, clean, delta, cutoff_hz=cutoff_hz, progress=progress)[0]
+
+
+def measure_records(
+    model: ModelAdapter, dataset: EcgDataset, clean: CleanEvaluation, delta: np.ndarray, *,
+    cutoff_hz: float | None, progress: ProgressFn = no_progress,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """`measure`, plus per record whether the decision changed `(N,)` and the adversarial decisions."""
     x_adv = dataset.X + delta
     probabilities = []
     batch = 64
@@ -112,7 +120,7 @@ def measure(
         metrics["power_below_cutoff"] = power_fraction_below(delta, dataset.fs, cutoff_hz)
         metrics["cutoff_hz"] = cutoff_hz
     metrics["misdiagnosis"] = misdiagnosis(clean.decisions, adv_decisions, model.card.classes)
-    return metrics
+    return metrics, fooled, adv_decisions
 
 
 @dataclass
@@ -129,6 +137,11 @@ class AttackOutcome:
     seconds: dict[str, float]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    fooled: np.ndarray | None = None
+    """Per eval record: did the runtime's decision change? (not serialised)"""
+    adversarial_decisions: np.ndarray | None = None
+    record_perturbations: np.ndarray | None = None
+    """Per-sample attacks only: the projected `(N, L, T)` perturbations (not serialised)."""
 
     @property
     def perturbation_sha256(self) -> str | None:
@@ -157,8 +170,9 @@ def run_attack(
         # The harness enforces the budget whatever the attack returned.
         v = constraint.project(result.perturbation.detach()).numpy().astype(np.float32)
         crafted = time.perf_counter()
-        metrics = measure(model, evaluation, clean_eval, v, cutoff_hz=constraint.cutoff_hz,
-                          progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
+        metrics, fooled, adv = measure_records(
+            model, evaluation, clean_eval, v, cutoff_hz=constraint.cutoff_hz,
+            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
         variants = {
             name: measure(model, evaluation, clean_eval, constraint.project(extra.detach()).numpy(),
                           cutoff_hz=constraint.cutoff_hz)
@@ -167,7 +181,7 @@ def run_attack(
         done = time.perf_counter()
         return AttackOutcome(
             attack.name, attack.params(), True, v, metrics, craft.n_records, evaluation.n_records,
-            {"craft": crafted - started, "evaluate": done - crafted}, variants, result.info,
+            {"craft": crafted - started, "evaluate": done - crafted}, variants, result.info, fooled, adv,
         )
     targets = attack_targets(model, evaluation, clean_eval)
     delta = attack.perturb(
@@ -177,12 +191,14 @@ def run_attack(
     eps = attack.eps_tensor(evaluation.X.shape[1])  # type: ignore[attr-defined]
     delta_np = torch.maximum(torch.minimum(delta.detach(), eps), -eps).numpy().astype(np.float32)
     crafted = time.perf_counter()
-    metrics = measure(model, evaluation, clean_eval, delta_np, cutoff_hz=None,
-                      progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
+    metrics, fooled, adv = measure_records(
+        model, evaluation, clean_eval, delta_np, cutoff_hz=None,
+        progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
     done = time.perf_counter()
     return AttackOutcome(
         attack.name, attack.params(), False, None, metrics, 0, evaluation.n_records,
-        {"craft": crafted - started, "evaluate": done - crafted},
+        {"craft": crafted - started, "evaluate": done - crafted}, fooled=fooled, adversarial_decisions=adv,
+        record_perturbations=delta_np,
     )
 
 

@@ -1,0 +1,73 @@
+"""Evidence commands: `keygen`, `verify`, `render`, `schema report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ecgaudit.errors import ExitCode, ReportError
+from ecgaudit.report import report_schema, validate_report
+from ecgaudit.signing import VerificationError, keygen
+from ecgaudit.verification import verify_files
+
+console = Console()
+
+
+def keygen_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the key pair.")] = Path("."),
+) -> None:
+    """Write an Ed25519 key pair (PEM): ecgaudit-signing.pem (mode 0600) and ecgaudit-signing.pub.pem."""
+    private, public = keygen(out)
+    console.print(f"wrote private key {private} (mode 600; keep it secret) and public key {public}")
+
+
+def verify_command(
+    envelope: Annotated[Path, typer.Argument(help="The report.dsse.json envelope.")],
+    key: Annotated[Path, typer.Option("--key", help="The signer's public key (PEM).")],
+    model: Annotated[Path | None, typer.Option("--model", help="The model file the report claims to audit.")] = None,
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Folder holding report.json and "
+                                                    "report.pdf (default: the envelope's folder).")] = None,
+) -> int:
+    """Check the signature, the report schema and every subject file present; exit 0 if all hold, else 1."""
+    try:
+        lines = verify_files(envelope, key, model=model, report_dir=report_dir)
+    except VerificationError as exc:
+        Console(stderr=True).print(f"[bold red]verification failed:[/] {exc}", highlight=False, soft_wrap=True)
+        return ExitCode.GATE_FAILED
+    for line in lines:
+        console.print(f"[green]✓[/] {line}", highlight=False)
+    console.print("[bold green]verified[/]")
+    return ExitCode.OK
+
+
+def render_command(
+    report: Annotated[Path, typer.Argument(help="A saved report.json (its folder holds samples and perturbations).")],
+    out: Annotated[Path, typer.Option("--out", help="The PDF to write.")] = Path("report.pdf"),
+) -> None:
+    """Rebuild the PDF from a saved report."""
+    from ecgaudit.io import atomic_write_bytes
+    from ecgaudit.render.pdf import render_pdf
+    from ecgaudit.verification import _sha256
+
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{report} is not a readable JSON report ({exc}).") from exc
+    validate_report(data, what=f"report {report}")
+    signing = data.get("signing") or {}
+    pdf = render_pdf(data, report.parent, report_sha256=_sha256(report), key_fingerprint=signing.get("key_fingerprint"))
+    atomic_write_bytes(out, pdf)
+    console.print(f"wrote {out}")
+
+
+schema_app = typer.Typer(help="Print the JSON Schemas ecgaudit publishes.", no_args_is_help=True)
+
+
+@schema_app.command("report")
+def schema_report() -> None:
+    """Print the report's JSON Schema (Draft 2020-12)."""
+    print(json.dumps(report_schema(), indent=2))
