@@ -34,5 +34,12 @@ def card_overrides(
     }
 
 
-def open_model(model: Path, card: Path | None, overrides: dict[str, Any]) -> ModelAdapter:
-    return load_model(model, card_path=card, card_overrides=overrides)
+TimeoutOpt = Annotated[float | None, typer.Option("--model-timeout", min=0.001, help="Stop (exit 2) if the model "
+                                                  "takes longer than this many seconds on one batch.")]
+MaxBytesOpt = Annotated[int | None, typer.Option("--max-model-bytes", min=1, help="Refuse model files (with "
+                                                 "external data) larger than this (default 512 MiB).")]
+
+
+def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, timeout_s: float | None = None,
+               max_bytes: int | None = None) -> ModelAdapter:
+    return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes)

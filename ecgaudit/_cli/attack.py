@@ -17,9 +17,11 @@ from ecgaudit._cli._model_options import (
     FsOpt,
     LayoutOpt,
     LeadsOpt,
+    MaxBytesOpt,
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TimeoutOpt,
     card_overrides,
     open_model,
 )
@@ -79,8 +81,11 @@ def attack(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    model_timeout: TimeoutOpt = None,
+    max_model_bytes: MaxBytesOpt = None,
 ) -> None:
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
+    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
+                         timeout_s=model_timeout, max_bytes=max_model_bytes)
     targets = [load_model(path) for path in transfer_to or []]
     if sweep and name.value not in ("scar", "scar-stealth"):
         raise AttackError("--sweep applies to scar and scar-stealth only.")

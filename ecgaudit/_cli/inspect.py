@@ -16,9 +16,11 @@ from ecgaudit._cli._model_options import (
     FsOpt,
     LayoutOpt,
     LeadsOpt,
+    MaxBytesOpt,
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TimeoutOpt,
     card_overrides,
     open_model,
 )
@@ -40,8 +42,11 @@ def inspect(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    model_timeout: TimeoutOpt = None,
+    max_model_bytes: MaxBytesOpt = None,
 ) -> None:
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
+    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
+                         timeout_s=model_timeout, max_bytes=max_model_bytes)
     dataset = None
     if data is not None:
         c = adapter.card

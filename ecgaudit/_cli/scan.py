@@ -19,9 +19,11 @@ from ecgaudit._cli._model_options import (
     FsOpt,
     LayoutOpt,
     LeadsOpt,
+    MaxBytesOpt,
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TimeoutOpt,
     card_overrides,
     open_model,
 )
@@ -84,12 +86,15 @@ def scan(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    model_timeout: TimeoutOpt = None,
+    max_model_bytes: MaxBytesOpt = None,
 ) -> int:
     chosen = load_profile(profile)
     old = read_baseline(baseline) if baseline is not None else None
     key_path = signing_key_path(key)
     private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output))
+    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
+                         timeout_s=model_timeout, max_bytes=max_model_bytes)
     targets = [load_model(path) for path in transfer_to or []]
     report_path = out / "report.json"
     # An earlier run's report must not survive a run that dies: it would look like this run's result.

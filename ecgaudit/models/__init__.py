@@ -59,6 +59,7 @@ def load_model(
     card_path: Path | None = None,
     card_overrides: Mapping[str, Any] | None = None,
     max_bytes: int | None = None,
+    timeout_s: float | None = None,
 ) -> ModelAdapter:
     """Open a vendor model, resolve its card, and probe it once so a broken contract fails here."""
     path = Path(path)
@@ -81,6 +82,7 @@ def load_model(
         raise ModelError(
             f"{path.name}: unknown model format '{suffix}'; give an ONNX (.onnx) or TorchScript (.pt) file."
         )
+    adapter.timeout_s = timeout_s
     probe = np.zeros((adapter.fixed_batch or 2, len(card.leads), card.n_samples), dtype=np.float32)
     adapter.raw_predict(probe)
     return adapter

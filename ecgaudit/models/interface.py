@@ -8,6 +8,7 @@ attack perturbs the signal as it would reach the device.
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,8 @@ class ModelAdapter(ABC):
         self.fixed_batch = fixed_batch
         """The batch size baked into the graph, or None when the batch axis is dynamic."""
         self.parity_max_abs_diff: float | None = None
+        self.timeout_s: float | None = None
+        """Per-batch limit on the vendor runtime; a batch that runs longer stops the audit."""
 
     # -- what each format provides -------------------------------------------------------------
     @abstractmethod
@@ -121,6 +124,31 @@ class ModelAdapter(ABC):
                 outputs.append(run(chunk))
         return cat(outputs)
 
+    def _timed_runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
+        """The runtime call, abandoned (never waited on) when it overruns `timeout_s`."""
+        if self.timeout_s is None:
+            return np.asarray(self._runtime_forward(inputs))
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["out"] = np.asarray(self._runtime_forward(inputs))
+            except BaseException as exc:  # handed back to the caller's thread below
+                box["error"] = exc
+
+        # A daemon thread: a hung model cannot be interrupted, but it must not keep the process alive.
+        worker = threading.Thread(target=work, name="ecgaudit-model", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise ModelError(
+                f"{self.path.name} took longer than {self.timeout_s:g} s on one batch of {len(inputs)} records "
+                "(--model-timeout); the audit was stopped."
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["out"]
+
     def raw_predict(self, x_mv: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """The vendor runtime's raw outputs (logits, softmax or sigmoid, as the card says).
 
@@ -129,9 +157,7 @@ class ModelAdapter(ABC):
         self._check_input(x_mv.shape)
         with torch.no_grad():
             inputs = self.prepare(torch.as_tensor(np.ascontiguousarray(x_mv), dtype=torch.float32)).numpy()
-        raw = self._run_batched(
-            inputs, len(inputs), batch_size, lambda c: np.asarray(self._runtime_forward(c)), np.concatenate
-        )
+        raw = self._run_batched(inputs, len(inputs), batch_size, self._timed_runtime_forward, np.concatenate)
         self._check_output(raw, len(x_mv))
         return raw.astype(np.float32)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from google.protobuf.message import DecodeError
+from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
 
 from ecgaudit.card import ModelCard
 from ecgaudit.errors import CardError, ModelError
@@ -19,11 +21,58 @@ from ecgaudit.models.interface import ModelAdapter
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds, subgraphs and sparse initializers included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path, budget: int) -> bool:
+    """Refuse external-data references that leave the model's folder or blow the size budget.
+
+    Returns True when the model has external data (to be loaded from the folder after this check).
+    """
+    folder = path.parent.resolve()
+    total = 0
+    found = False
+    for tensor in _all_tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        found = True
+        location = ExternalDataInfo(tensor).location
+        where = Path(location)
+        target = (folder / where).resolve()
+        if where.is_absolute() or ".." in where.parts or not target.is_relative_to(folder):
+            raise ModelError(
+                f"{path.name} refers to external data '{location}' outside the model's folder; "
+                "ecgaudit reads external weights only from files beside the model."
+            )
+        if not target.is_file():
+            raise ModelError(f"{path.name} refers to external data '{location}', which does not exist.")
+        total += target.stat().st_size
+        if total > budget:
+            raise ModelError(f"{path.name} and its external data exceed the {budget}-byte limit for model files.")
+    return found
+
+
 def read_onnx(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
     """Parse and check an ONNX file; any failure is a `ModelError` naming the file."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise ModelError(f"{path.name} is {size} bytes, over the {max_bytes}-byte limit for model files.")
+        raise ModelError(
+            f"{path.name} is {size} bytes, over the {max_bytes}-byte limit for model files (see --max-model-bytes)."
+        )
     data = path.read_bytes()
     try:
         model = onnx.load_model_from_string(data)
@@ -31,6 +80,11 @@ def read_onnx(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelPr
         raise ModelError(f"{path.name} is not a readable ONNX model (the protobuf does not parse).") from exc
     if not model.graph.node:
         raise ModelError(f"{path.name} is not an ONNX model (it holds no graph).")
+    if _check_external_data(model, path, max_bytes - size):
+        try:
+            load_external_data_for_model(model, str(path.parent.resolve()))
+        except Exception as exc:  # onnx raises ValueError/OSError variants for bad references
+            raise ModelError(f"{path.name}: its external data cannot be read ({exc}).") from exc
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
