@@ -76,12 +76,20 @@ def parse_profile(text: bytes, *, source: str) -> Profile:
         raise ProfileError(f"profile {source} is not UTF-8 text.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {source} is not valid TOML: {exc}.") from exc
+    valid = validate_profile(data, source)
+    return Profile(name=valid["profile"]["name"], source=source, text=text, data=valid)
+
+
+def validate_profile(data: Any, source: str) -> dict[str, Any]:
+    """Check parsed profile data against the schema and its cross-references; return it unchanged."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {source} must be a table of keys.")
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
         raise ProfileError(f"profile {source}: {_describe(errors[0])}.")
     _check_references(data, source)
-    return Profile(name=data["profile"]["name"], source=source, text=text, data=data)
+    return data
 
 
 def _key(path: list[Any]) -> str:

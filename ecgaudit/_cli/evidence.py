@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.report import report_schema, validate_report
+from ecgaudit.reproduce import reproduce as reproduce_report
 from ecgaudit.signing import VerificationError, keygen
 from ecgaudit.verification import verify_files
 
@@ -26,22 +28,60 @@ def keygen_command(
 
 
 def verify_command(
-    envelope: Annotated[Path, typer.Argument(help="The report.dsse.json envelope.")],
-    key: Annotated[Path, typer.Option("--key", help="The signer's public key (PEM).")],
+    envelope: Annotated[Path, typer.Argument(help="The report.dsse.json envelope (or, with --reproduce and no "
+                                             "--key, a report.json).")],
+    key: Annotated[Path | None, typer.Option("--key", help="The signer's public key (PEM).")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="The model file the report claims to audit.")] = None,
     report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Folder holding report.json and "
                                                     "report.pdf (default: the envelope's folder).")] = None,
+    reproduce: Annotated[bool, typer.Option("--reproduce", help="Rerun the scan the report describes on --model "
+                                            "(and --data) and report every metric that drifted.")] = False,
+    data: Annotated[str | None, typer.Option("--data", help="With --reproduce: the data the scan used "
+                                             "(default: the report's source, e.g. builtin:synthetic).")] = None,
+    transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="With --reproduce: the transfer "
+                                                          "models, to compare their rates too.")] = None,
 ) -> int:
-    """Check the signature, the report schema and every subject file present; exit 0 if all hold, else 1."""
-    try:
-        lines = verify_files(envelope, key, model=model, report_dir=report_dir)
-    except VerificationError as exc:
-        Console(stderr=True).print(f"[bold red]verification failed:[/] {exc}", highlight=False, soft_wrap=True)
-        return ExitCode.GATE_FAILED
-    for line in lines:
-        console.print(f"[green]✓[/] {line}", highlight=False)
+    """Check the signature, the report schema and every subject file present; exit 0 if all hold, else 1.
+
+    With --reproduce, also rerun the scan and exit 1 if any metric drifted.
+    """
+    err = Console(stderr=True)
+    report: dict | None = None
+    if key is not None:
+        try:
+            lines = verify_files(envelope, key, model=model, report_dir=report_dir)
+        except VerificationError as exc:
+            err.print(f"[bold red]verification failed:[/] {exc}", highlight=False, soft_wrap=True)
+            return ExitCode.GATE_FAILED
+        for line in lines:
+            console.print(f"[green]✓[/] {line}", highlight=False)
+        report = json.loads(base64.b64decode(json.loads(envelope.read_bytes())["payload"]))["predicate"]
+    elif not reproduce:
+        raise typer.BadParameter("--key is required (the signer's public key), unless --reproduce checks an "
+                                 "unsigned report.json.", param_hint="--key")
+    if reproduce:
+        if model is None:
+            raise typer.BadParameter("--reproduce needs --model, the file that was audited.", param_hint="--model")
+        if report is None:
+            report = _read_report(envelope)
+        drift = reproduce_report(report, model=model, data=data, transfer_models=list(transfer_to or []))
+        if drift:
+            err.print(f"[bold red]drift:[/] {len(drift)} quantity(ies) differ on rerun:", highlight=False)
+            for line in drift[:50]:
+                err.print(f"  {line}", highlight=False, soft_wrap=True)
+            return ExitCode.GATE_FAILED
+        console.print("[green]✓[/] reproduce: the rerun matches every metric and perturbation digest (zero drift)")
     console.print("[bold green]verified[/]")
     return ExitCode.OK
+
+
+def _read_report(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path} is not a readable JSON report ({exc}).") from exc
+    validate_report(data, what=f"report {path}")
+    return data
 
 
 def render_command(
@@ -53,11 +93,7 @@ def render_command(
     from ecgaudit.render.pdf import render_pdf
     from ecgaudit.verification import _sha256
 
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{report} is not a readable JSON report ({exc}).") from exc
-    validate_report(data, what=f"report {report}")
+    data = _read_report(report)
     signing = data.get("signing") or {}
     pdf = render_pdf(data, report.parent, report_sha256=_sha256(report), key_fingerprint=signing.get("key_fingerprint"))
     atomic_write_bytes(out, pdf)

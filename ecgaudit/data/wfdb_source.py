@@ -113,6 +113,18 @@ def _check_file(name: str, base: Path, header: wfdb.Record, fname: str) -> Path:
 def read_record(path: str | Path, *, leads: Sequence[str] | None = None) -> RawRecord:
     """Read one WFDB record's channels that are among `leads` (default: the 12 standard leads), in mV."""
     base = record_base(path)
+    try:
+        return _read_record(base, leads)
+    except DataError:
+        raise
+    except Exception as exc:  # a header wfdb accepts can still be self-contradictory in many ways
+        raise DataError(
+            f"record {base.name}: the header describes its signals inconsistently ({type(exc).__name__}: {exc}); "
+            "fix or drop the record."
+        ) from exc
+
+
+def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     name = base.name
     head_path = base.with_name(name + ".hea")
     try:

@@ -24,7 +24,7 @@ FONT_BOLD = "Helvetica-Bold"
 GRID_MINOR = colors.Color(0.98, 0.80, 0.80)
 GRID_MAJOR = colors.Color(0.93, 0.52, 0.52)
 CLEAN = colors.black
-ADVERSARIAL = colors.Color(0.85, 0.0, 0.0, alpha=0.75)
+ADVERSARIAL = colors.Color(0.90, 0.0, 0.0, alpha=0.7)
 PERTURBATION = colors.Color(0.55, 0.0, 0.45)
 AXIS = colors.Color(0.25, 0.25, 0.25)
 LIGHT = colors.Color(0.85, 0.85, 0.85)
@@ -68,19 +68,36 @@ def _fmt_tick(v: float) -> str:
 
 
 def polyline(canv: Canvas, xs: np.ndarray, ys: np.ndarray) -> None:
-    """Stroke one open path through the points (NaNs break the line)."""
-    path = canv.beginPath()
-    pen_down = False
-    for x, y in zip(xs.tolist(), ys.tolist()):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            pen_down = False
+    """Stroke one open path through the points (NaNs break the line) with the current pen.
+
+    Written as literal PDF path operators with 0.01 pt precision: reportlab's per-point path API is ~20×
+    slower, and an ECG page holds some 10⁵ points.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < 2:
             continue
-        if pen_down:
-            path.lineTo(x, y)
-        else:
-            path.moveTo(x, y)
-            pen_down = True
-    canv.drawPath(path, stroke=1, fill=0)
+        body = "\n".join(map("{:.2f} {:.2f} l".format, xs[start + 1:stop].tolist(), ys[start + 1:stop].tolist()))
+        canv.addLiteral(f"{xs[start]:.2f} {ys[start]:.2f} m\n{body}\nS")
+
+
+def envelope(t: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max per time bin, in time order: far fewer points, the same drawn extent (peaks are kept)."""
+    n = y.size
+    if n <= 2 * bins:
+        return t, y
+    width = -(-n // bins)
+    pad = bins * width - n
+    tt = np.concatenate([t, np.repeat(t[-1:], pad)]).reshape(bins, width)
+    yy = np.concatenate([y, np.repeat(y[-1:], pad)]).reshape(bins, width)
+    i_min, i_max = yy.argmin(axis=1), yy.argmax(axis=1)
+    first = np.minimum(i_min, i_max)[:, None]
+    second = np.maximum(i_min, i_max)[:, None]
+    order = np.concatenate([first, second], axis=1)
+    return (np.take_along_axis(tt, order, axis=1).reshape(-1), np.take_along_axis(yy, order, axis=1).reshape(-1))
 
 
 def ecg_grid(canv: Canvas, x0: float, y0: float, width_mm: int, height_mm: int) -> None:
@@ -170,6 +187,8 @@ class EcgSheet(Figure):
             self.rows: list[tuple[str, ...]] = [*STANDARD_ROWS, ("II",)]
         else:
             self.rows = [(canonical_lead(str(name)) or str(name),) for name in list(leads)[:12]]
+        self.layout = ("3 × 4 layout, 2.5 s per lead in simultaneous windows, with a 10 s lead II rhythm strip"
+                       if len(self.rows) == 4 and len(self.rows[0]) == 4 else "one 10 s row per lead")
         n = len(self.rows)
         self.row_mm = int(min(35, max(10, (max_height / mm / n) // 5 * 5)))
         self.base_mm = max(5, int(self.row_mm * 0.45) // 5 * 5)
@@ -204,15 +223,16 @@ class EcgSheet(Figure):
                 if stop <= start:
                     continue
                 t = (np.arange(start, stop) - start) / self.fs
-                xs = x0 + t * PAPER_SPEED_MM_S * mm
-                for trace, color, width in ((self.clean, CLEAN, 0.6), (self.adv, ADVERSARIAL, 0.5)):
+                bins = int(seconds * PAPER_SPEED_MM_S * 20)  # 0.05 mm: finer than a printer resolves
+                for trace, color, width in ((self.adv, ADVERSARIAL, 0.9), (self.clean, CLEAN, 0.45)):
+                    tt, yy = envelope(t, trace[i, start:stop] - offsets[i], bins)
                     canv.setStrokeColor(color)
                     canv.setLineWidth(width)
-                    polyline(canv, xs, baseline + (trace[i, start:stop] - offsets[i]) * GAIN_MM_MV * mm)
+                    polyline(canv, x0 + tt * PAPER_SPEED_MM_S * mm, baseline + yy * GAIN_MM_MV * mm)
 
 
 def find_beat(signal: np.ndarray, fs: float, before_s: float = 0.35, after_s: float = 0.65) -> int | None:
-    """Sample index of the largest R peak with a full window around it (scipy `find_peaks`)."""
+    """Sample index of the largest QRS peak (either polarity) with a full window around it (`find_peaks`)."""
     from scipy.signal import find_peaks
 
     x = np.asarray(signal, dtype=np.float64)
@@ -220,11 +240,12 @@ def find_beat(signal: np.ndarray, fs: float, before_s: float = 0.35, after_s: fl
     if x.size == 0 or not np.isfinite(x).all() or np.ptp(x) == 0:
         return None
     lo, hi = int(before_s * fs), x.size - int(after_s * fs)
-    peaks, _ = find_peaks(x, distance=max(1, int(0.3 * fs)), prominence=0.3 * float(np.max(np.abs(x))))
+    magnitude = np.abs(x)  # QRS may point down (e.g. aVR, V1)
+    peaks, _ = find_peaks(magnitude, distance=max(1, int(0.3 * fs)), prominence=0.3 * float(magnitude.max()))
     peaks = peaks[(peaks >= lo) & (peaks < hi)]
     if peaks.size == 0:
         return None
-    return int(peaks[np.argmax(x[peaks])])
+    return int(peaks[np.argmax(magnitude[peaks])])
 
 
 @dataclass(frozen=True)
@@ -242,7 +263,7 @@ class ZoomedBeats(Figure):
     """
 
     SPEED = 100.0
-    PANEL_MM = (100, 60)
+    PANEL_MM = (100, 50)
 
     def __init__(self, panels: list[BeatPanel], fs: float, r_offset: int) -> None:
         self.panels = panels
@@ -255,7 +276,7 @@ class ZoomedBeats(Figure):
         self.hi = hi
         self.gap = 14 * mm
         super().__init__(len(panels) * self.PANEL_MM[0] * mm + (len(panels) - 1) * self.gap,
-                         (self.PANEL_MM[1] + 12) * mm)
+                         (self.PANEL_MM[1] + 16) * mm)
 
     def paint(self, canv: Canvas) -> None:
         pw, ph = self.PANEL_MM
@@ -279,7 +300,7 @@ class ZoomedBeats(Figure):
             canv.setDash(1, 2)
             canv.line(st_x, y0, st_x, y0 + ph * mm)
             canv.setDash()
-            for trace, color, width in ((panel.clean, CLEAN, 0.9), (panel.adversarial, ADVERSARIAL, 0.8)):
+            for trace, color, width in ((panel.adversarial, ADVERSARIAL, 1.3), (panel.clean, CLEAN, 0.7)):
                 canv.setStrokeColor(color)
                 canv.setLineWidth(width)
                 polyline(canv, xs, y0 + base_mm * mm + (trace - offset) * self.gain * mm)
@@ -289,7 +310,7 @@ class ZoomedBeats(Figure):
             canv.drawString(x0 + 2 * mm, y0 + (ph - 5) * mm, panel.lead)
             canv.setFont(FONT, 6.5)
             canv.drawCentredString(st_x, y0 - 3 * mm, "R+80 ms")
-            canv.drawCentredString(r_x, y0 - 3 * mm, "R")
+            canv.drawCentredString(r_x, y0 + ph * mm + 1 * mm, "R")
             delta = (panel.adversarial - panel.clean) * 1000.0
             st_i = min(delta.size - 1, self.r_offset + int(round(0.08 * self.fs)))
             canv.setFont(FONT, 7.5)
@@ -304,10 +325,10 @@ class PerturbationLeads(Figure):
     Limb leads fill the left column and chest leads the right, as on the 12-lead sheet.
     """
 
-    ROW_MM = 12
-    LABEL_MM = 27
+    ROW_MM = 11
+    LABEL_MM = 30
     TRACE_MM = 100
-    GAP_MM = 10
+    GAP_MM = 6
 
     def __init__(self, delta: np.ndarray, leads: Sequence[str], fs: float, eps_mv: Sequence[float | None]) -> None:
         self.delta = np.asarray(delta, dtype=np.float64)
@@ -327,10 +348,14 @@ class PerturbationLeads(Figure):
         super().__init__(self.cols * col_w + (self.cols - 1) * self.GAP_MM * mm,
                          (self.per_col * self.ROW_MM + 10) * mm)
 
+    @property
+    def mm_per_s(self) -> float:
+        seconds = self.delta.shape[-1] / self.fs
+        return self.TRACE_MM / seconds if seconds > 0 else 1.0
+
     def paint(self, canv: Canvas) -> None:
         n_samples = self.delta.shape[-1]
-        seconds = n_samples / self.fs
-        mm_per_s = self.TRACE_MM / seconds if seconds > 0 else 1.0
+        mm_per_s = self.mm_per_s
         for i, name in enumerate(self.names):
             col, row = divmod(i, self.per_col)
             x0 = col * (self.LABEL_MM + self.TRACE_MM + self.GAP_MM) * mm
@@ -347,10 +372,10 @@ class PerturbationLeads(Figure):
                     y = base + sign * eps * self.gain * mm
                     canv.line(tx, y, tx + self.TRACE_MM * mm, y)
                 canv.setDash()
-            xs = tx + np.arange(n_samples) / self.fs * mm_per_s * mm
+            t, d = envelope(np.arange(n_samples) / self.fs, self.delta[i], bins=self.TRACE_MM * 5)
             canv.setStrokeColor(PERTURBATION)
-            canv.setLineWidth(0.45)
-            polyline(canv, xs, base + self.delta[i] * self.gain * mm)
+            canv.setLineWidth(0.35)
+            polyline(canv, tx + t * mm_per_s * mm, base + d * self.gain * mm)
             canv.setFillColor(CLEAN)
             canv.setFont(FONT_BOLD, 8)
             canv.drawString(x0, base + 0.8 * mm, name)
@@ -358,7 +383,7 @@ class PerturbationLeads(Figure):
             eps_text = f"ε {eps:.3g} mV" if eps is not None else "ε n/a"
             canv.drawString(x0, base - 2.6 * mm, f"{eps_text} · max |δ| {np.abs(self.delta[i]).max():.3g}")
         # The shared scale bar: vertical in mV at this gain, horizontal one second.
-        bx = self.width - 45 * mm
+        bx = self.width - 25 * mm
         canv.setStrokeColor(CLEAN)
         canv.setLineWidth(0.8)
         canv.line(bx, 2 * mm, bx, 2 * mm + self.bar_mv * self.gain * mm)
@@ -366,8 +391,6 @@ class PerturbationLeads(Figure):
         canv.setFont(FONT, 7)
         canv.drawString(bx + 1.5 * mm, 2 * mm + self.bar_mv * self.gain * mm - 2 * mm, f"{self.bar_mv:g} mV")
         canv.drawString(bx + mm_per_s * mm + 1.5 * mm, 1.2 * mm, "1 s")
-        canv.drawString(0, 2 * mm, f"shared vertical scale {self.gain:g} mm/mV ({self.gain / GAIN_MM_MV:g} × "
-                                   f"standard gain); {mm_per_s:.3g} mm/s; dashed lines: ±ε of each lead")
 
 
 def _one_two_five(upper: float) -> list[float]:
@@ -461,29 +484,25 @@ def right_axis(canv: Canvas, ax: Axes, ticks: Sequence[float], label: str, color
 
 
 def legend(canv: Canvas, x: float, y: float, items: Sequence[tuple[str, colors.Color, bool]]) -> None:
-    """A boxed legend, top-left corner at (x, y): (label, colour, dashed) per line."""
-    width = max(stringWidth(label, FONT, 7.5) for label, _, _ in items) + 14 * mm
-    height = len(items) * 4.5 * mm + 2 * mm
+    """A one-line legend starting at (x, y) baseline: a line sample then the label, per item."""
     canv.saveState()
-    canv.setFillColor(colors.white)
-    canv.setStrokeColor(LIGHT)
-    canv.rect(x, y - height, width, height, stroke=1, fill=1)
     canv.setFont(FONT, 7.5)
-    for k, (label, color, dashed) in enumerate(items):
-        yy = y - (k + 1) * 4.5 * mm + 0.8 * mm
+    for label, color, dashed in items:
         canv.setStrokeColor(color)
         canv.setLineWidth(1.2)
         if dashed:
             canv.setDash(3, 2)
-        canv.line(x + 2 * mm, yy + 1 * mm, x + 10 * mm, yy + 1 * mm)
+        canv.line(x, y + 1 * mm, x + 8 * mm, y + 1 * mm)
         canv.setDash()
         canv.setFillColor(AXIS)
-        canv.drawString(x + 12 * mm, yy, label)
+        canv.drawString(x + 10 * mm, y, label)
+        x += 18 * mm + stringWidth(label, FONT, 7.5)
     canv.restoreState()
 
 
 @dataclass(frozen=True)
 class PsdCurve:
+    name: str
     label: str
     freqs: np.ndarray
     psd: np.ndarray  # mV²/Hz, summed over leads
@@ -517,30 +536,37 @@ class PsdPlot(Figure):
         bottom = max(min(float(d.min()) for d in dbs), top - 100.0)
         yt = nice_ticks(bottom, top + 3, 6)
         ylim = (min(yt[0], bottom), max(yt[-1], top + 3))
-        ax = Axes(20 * mm, 14 * mm, self.width - 24 * mm, self.height - 18 * mm, (0.0, self.fmax), ylim)
+        ax = Axes(20 * mm, 14 * mm, self.width - 24 * mm, self.height - 24 * mm, (0.0, self.fmax), ylim)
         ax.frame(canv, nice_ticks(0, self.fmax, 10), yt, "frequency (Hz)", "PSD, sum over leads (dB re 1 mV²/Hz)")
         canv.saveState()
         clip = canv.beginPath()
         clip.rect(ax.x0, ax.y0, ax.w, ax.h)
         canv.clipPath(clip, stroke=0, fill=0)
+        cutoffs: dict[float, list[str]] = {}
+        for c in self.curves:
+            if c.cutoff_hz is not None:
+                cutoffs.setdefault(float(c.cutoff_hz), []).append(c.name)
+        canv.setStrokeColor(AXIS)
+        canv.setFillColor(AXIS)
+        canv.setFont(FONT, 7)
+        canv.setLineWidth(0.8)
+        for k, (hz, names) in enumerate(sorted(cutoffs.items())):
+            canv.setDash(4, 3)
+            canv.line(ax.x(hz), ax.y0, ax.x(hz), ax.y0 + ax.h)
+            canv.setDash()
+            who = f" ({', '.join(names)})" if len(cutoffs) > 1 else ""
+            canv.drawString(ax.x(hz) + 1 * mm, ax.y0 + ax.h - (4 + 4 * k) * mm, f"cutoff {hz:g} Hz{who}")
         items = []
-        for k, (c, db) in enumerate(zip(self.curves, dbs)):
+        for k, (c, db) in enumerate(zip(self.curves, dbs, strict=True)):
             color = PALETTE[k % len(PALETTE)]
             keep = c.freqs <= self.fmax
             canv.setStrokeColor(color)
             canv.setLineWidth(1.0)
-            polyline(canv, np.array([ax.x(f) for f in c.freqs[keep]]), np.array([ax.y(max(d, ylim[0])) for d in db]))
-            if c.cutoff_hz is not None:
-                canv.setDash(4, 3)
-                canv.setLineWidth(0.8)
-                canv.line(ax.x(c.cutoff_hz), ax.y0, ax.x(c.cutoff_hz), ax.y0 + ax.h)
-                canv.setDash()
-                canv.setFillColor(color)
-                canv.setFont(FONT, 7)
-                canv.drawString(ax.x(c.cutoff_hz) + 1 * mm, ax.y0 + ax.h - (4 + 4 * k) * mm, f"{c.cutoff_hz:g} Hz")
+            polyline(canv, ax.x0 + c.freqs[keep] / self.fmax * ax.w,
+                     np.array([ax.y(max(d, ylim[0])) for d in db]))
             items.append((c.label, color, False))
         canv.restoreState()
-        legend(canv, ax.x0 + ax.w * 0.42, ax.y0 + ax.h - 2 * mm, items)
+        legend(canv, ax.x0, ax.y0 + ax.h + 3 * mm, items)
 
 
 class MisdiagnosisHeatmap(Figure):
@@ -625,7 +651,7 @@ class SweepPoint:
 class SweepPlot(Figure):
     """Fooling rate (red, with 95 % CIs) and SSIM (blue, dashed) against the chest-lead budget ε."""
 
-    def __init__(self, points: list[SweepPoint], width: float = 215 * mm, height: float = 105 * mm) -> None:
+    def __init__(self, points: list[SweepPoint], width: float = 215 * mm, height: float = 95 * mm) -> None:
         self.points = sorted(points, key=lambda p: p.eps_mv)
         super().__init__(width, height)
 
@@ -633,7 +659,7 @@ class SweepPlot(Figure):
         xs = [p.eps_mv for p in self.points]
         span = (max(xs) - min(xs)) or max(abs(xs[0]), 0.1)
         xlim = (max(0.0, min(xs) - 0.08 * span), max(xs) + 0.08 * span)
-        ax = Axes(22 * mm, 14 * mm, self.width - 46 * mm, self.height - 18 * mm, xlim, (0.0, 1.0))
+        ax = Axes(22 * mm, 14 * mm, self.width - 46 * mm, self.height - 24 * mm, xlim, (0.0, 1.0))
         ax.frame(canv, nice_ticks(*xlim, 8), [0, 0.2, 0.4, 0.6, 0.8, 1.0], "ε on V2–V6 (mV)",
                  "fooling rate (vendor runtime)", yfmt=lambda v: f"{v:.0%}", ycolor=RED)
         ssims = [p.ssim for p in self.points if p.ssim is not None]
@@ -673,5 +699,5 @@ class SweepPlot(Figure):
         for x, y in spts:
             canv.rect(x - 0.9 * mm, y - 0.9 * mm, 1.8 * mm, 1.8 * mm, stroke=0, fill=1)
         canv.restoreState()
-        legend(canv, ax.x0 + 3 * mm, ax.y0 + ax.h - 3 * mm,
-               [("fooling rate, 95 % Wilson CI", RED, False), ("SSIM", BLUE, True)])
+        legend(canv, ax.x0, ax.y0 + ax.h + 3 * mm,
+               [("fooling rate with 95 % Wilson CI (left axis)", RED, False), ("SSIM (right axis)", BLUE, True)])

@@ -1,0 +1,73 @@
+"""`ecgaudit verify --reproduce`: rerun the scan a report describes and list every metric that drifted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ecgaudit.errors import ReportError
+from ecgaudit.models import load_model
+from ecgaudit.profiles import Profile
+from ecgaudit.scan import ScanConfig, run_scan
+
+FLOAT_TOLERANCE = 1e-9
+IGNORED = {"seconds", "timing_seconds", "created", "path", "source", "environment"}
+"""Keys that legitimately differ between runs (wall times, paths, the machine)."""
+
+
+def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            if key not in IGNORED:
+                yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{prefix}[{i}]")
+    else:
+        yield prefix, value
+
+
+def _differs(old: Any, new: Any) -> bool:
+    if isinstance(old, float | int) and isinstance(new, float | int) and not isinstance(old, bool):
+        if math.isnan(old) and math.isnan(new):
+            return False
+        return abs(float(old) - float(new)) > FLOAT_TOLERANCE * max(1.0, abs(float(old)))
+    return old != new
+
+
+def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Every measured quantity (and digest) that differs, as 'path: old → new' lines."""
+    if old.get("baseline") is not None:
+        # regression rules depend on the baseline, not on this run: compare the profile's own rules only
+        old = {**old, "gate": {"rules": [r for r in old["gate"]["rules"] if r.get("kind") != "regression"]}}
+        new = {**new, "gate": {"rules": new["gate"]["rules"]}}
+    drift = []
+    for section in ("seed", "data", "clean", "attacks", "transfer", "sweep", "gate"):
+        old_leaves, new_leaves = dict(_leaves(old.get(section), section)), dict(_leaves(new.get(section), section))
+        for key in sorted(set(old_leaves) | set(new_leaves)):
+            a, b = old_leaves.get(key, "<absent>"), new_leaves.get(key, "<absent>")
+            if _differs(a, b):
+                drift.append(f"{key}: {a} → {b}")
+    return drift
+
+
+def reproduce(report: dict[str, Any], *, model: Path, data: str | None = None,
+              transfer_models: list[Path] | None = None) -> list[str]:
+    """Rerun the described scan on `model` (which must be the audited file) and return the drift lines."""
+    adapter = load_model(model)
+    if adapter.sha256 != report["model"]["sha256"]:
+        raise ReportError(
+            f"{model} (sha256 {adapter.sha256[:16]}…) is not the model the report audited "
+            f"(sha256 {report['model']['sha256'][:16]}…)."
+        )
+    resolved = report["profile"]["resolved"]
+    profile = Profile(name=report["profile"]["name"], source="report", text=b"", data=resolved)
+    spec = data or report["data"]["source"]
+    targets = [load_model(p) for p in (transfer_models or [])]
+    config = ScanConfig(model=adapter, profile=profile, data=spec, seed=int(report["seed"]), transfer_models=targets)
+    rerun = run_scan(config).report
+    if not targets:
+        rerun["transfer"] = report.get("transfer", [])
+    return compare_reports(report, rerun)
