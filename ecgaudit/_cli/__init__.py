@@ -6,6 +6,7 @@ Exit codes: 0 success (every gate rule passed), 1 a gate rule failed, 2 bad usag
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, NoReturn
 
@@ -109,4 +110,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
             soft_wrap=True,
         )
         code = ExitCode.INTERNAL
+    from ecgaudit.models.interface import ABANDONED_THREADS
+
+    if any(thread.is_alive() for thread in ABANDONED_THREADS):
+        # A hung model call cannot be stopped; normal interpreter shutdown would wait on it or abort.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     sys.exit(int(code))

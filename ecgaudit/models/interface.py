@@ -21,6 +21,9 @@ from ecgaudit.card import ModelCard
 from ecgaudit.dsp import zero_phase_filter
 from ecgaudit.errors import CardError, ModelError
 
+ABANDONED_THREADS: list[threading.Thread] = []
+"""Model calls given up on after `timeout_s`; the CLI must not wait for them at exit."""
+
 PARITY_TOLERANCE = 1e-3
 """Largest allowed |runtime - surrogate| on output probabilities before the surrogate is refused."""
 
@@ -141,6 +144,7 @@ class ModelAdapter(ABC):
         worker.start()
         worker.join(self.timeout_s)
         if worker.is_alive():
+            ABANDONED_THREADS.append(worker)
             raise ModelError(
                 f"{self.path.name} took longer than {self.timeout_s:g} s on one batch of {len(inputs)} records "
                 "(--model-timeout); the audit was stopped."
