@@ -56,7 +56,7 @@ class Profile:
 def load_profile(name_or_path: str) -> Profile:
     """A built-in profile by name, or a TOML file by path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise ProfileError(f"profile file {path} does not exist.")
         return parse_profile(path.read_bytes(), source=str(path))

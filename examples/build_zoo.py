@@ -90,7 +90,7 @@ def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, multilabel: bool,
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         print(f"    epoch {epoch + 1}/{epochs} loss {total / len(x):.4f}", flush=True)
     net.eval()
 

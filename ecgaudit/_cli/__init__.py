@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         result = app(args=args, prog_name="ecgaudit", standalone_mode=False)
         code = int(result) if isinstance(result, int) else ExitCode.OK
+        if code == 130:  # typer turns Ctrl-C into Exit(130) itself
+            err_console.print("[bold red]interrupted[/]: nothing complete was written.")
     except EcgauditError as exc:
         if _state["debug"]:
             err_console.print_exception()

@@ -91,6 +91,11 @@ def scan(
 ) -> int:
     chosen = load_profile(profile)
     old = read_baseline(baseline) if baseline is not None else None
+    if old is not None and old["profile"].get("name") != chosen.name:
+        raise ReportError(
+            f"the baseline report {baseline} is from profile '{old['profile'].get('name')}', not '{chosen.name}'; "
+            "compare reports of the same profile."
+        )
     key_path = signing_key_path(key)
     private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
     adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
@@ -98,7 +103,9 @@ def scan(
     targets = [load_model(path) for path in transfer_to or []]
     report_path = out / "report.json"
     # An earlier run's report must not survive a run that dies: it would look like this run's result.
-    report_path.unlink(missing_ok=True)
+    for stale in (report_path, out / "report.pdf", out / "report.dsse.json", junit_xml):
+        if stale is not None:
+            stale.unlink(missing_ok=True)
     config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets, baseline=old)
     with RichReporter(enabled=not quiet and not as_json) as reporter:
         result = run_scan(config, reporter)

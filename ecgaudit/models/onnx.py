@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from ecgaudit.errors import CardError, ModelError
 from ecgaudit.models.interface import ModelAdapter
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+# onnx2torch's Slice indexes with a list, which torch deprecates; the result is correct and the notice is noise.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
 
 
 def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
