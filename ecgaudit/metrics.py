@@ -32,7 +32,10 @@ def wilson(successes: int, total: int, *, z: float = 1.959963984540054) -> Rate:
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return Rate(int(successes), int(total), p, (max(0.0, centre - half), min(1.0, centre + half)))
+    # the interval always contains p; rounding must not push a bound past it (e.g. 1e-17 > 0 at 0 successes)
+    low = min(p, max(0.0, centre - half))
+    high = max(p, min(1.0, centre + half))
+    return Rate(int(successes), int(total), p, (low, high))
 
 
 def binary_auc(scores: np.ndarray, positives: np.ndarray) -> float:

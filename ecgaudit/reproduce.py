@@ -10,7 +10,7 @@ from typing import Any
 from ecgaudit.errors import ReportError
 from ecgaudit.models import load_model
 from ecgaudit.profiles import Profile
-from ecgaudit.scan import ScanConfig, run_scan
+from ecgaudit.scan import ScanConfig, prepare_splits, run_scan
 
 FLOAT_TOLERANCE = 1e-9
 IGNORED = {"seconds", "timing_seconds", "created", "path", "source", "environment"}
@@ -65,8 +65,14 @@ def reproduce(report: dict[str, Any], *, model: Path, data: str | None = None,
     resolved = report["profile"]["resolved"]
     profile = Profile(name=report["profile"]["name"], source="report", text=b"", data=resolved)
     spec = data or report["data"]["source"]
+    seed = int(report["seed"])
+    # The splits decide every metric: when they already differ, say so without rerunning every attack.
+    data_drift = compare_reports({"data": report["data"]}, {"data": prepare_splits(adapter, profile, spec, seed)
+                                                            .summary(seed)})
+    if data_drift:
+        return data_drift + [f"seed: {seed} (the data splits differ, so every metric would; attacks not rerun)"]
     targets = [load_model(p) for p in (transfer_models or [])]
-    config = ScanConfig(model=adapter, profile=profile, data=spec, seed=int(report["seed"]), transfer_models=targets)
+    config = ScanConfig(model=adapter, profile=profile, data=spec, seed=seed, transfer_models=targets)
     rerun = run_scan(config).report
     if not targets:
         rerun["transfer"] = report.get("transfer", [])

@@ -15,6 +15,7 @@ from ecgaudit.attack_job import data_summary, environment, load_for, outcome_doc
 from ecgaudit.attacks import build_attack
 from ecgaudit.attacks.harness import NullReporter, Reporter, run_attack, split_indices, transfer
 from ecgaudit.attacks.scar import SCAR
+from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.gate import evaluate_rules, regressions
 from ecgaudit.models.interface import ModelAdapter
@@ -51,19 +52,50 @@ class ScanResult:
         return self.report["gate"]["verdict"] == "PASS"
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The scan's data: the resolved source, all records, and the disjoint craft and eval splits."""
+
+    spec: str
+    dataset: EcgDataset
+    craft_idx: np.ndarray
+    eval_idx: np.ndarray
+
+    @property
+    def craft(self) -> EcgDataset:
+        return self.dataset.subset(self.craft_idx)
+
+    @property
+    def evaluation(self) -> EcgDataset:
+        return self.dataset.subset(self.eval_idx)
+
+    def summary(self, seed: int) -> dict[str, Any]:
+        return {**data_summary(self.dataset), "splits": {
+            "seed": seed, "n_craft": len(self.craft_idx), "n_eval": len(self.eval_idx),
+            "craft_manifest_sha256": self.craft.manifest_sha256,
+            "eval_manifest_sha256": self.evaluation.manifest_sha256}}
+
+
+def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) -> Splits:
+    """Load the data at the model's rate and draw the profile's craft/eval split with `seed`."""
+    settings = profile.data["data"]
+    spec = resolve_data_spec(data, settings["n_craft"] + settings["n_eval"])
+    dataset = load_for(model, spec)
+    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=settings["n_craft"], n_eval=settings["n_eval"],
+                                        seed=seed)
+    return Splits(spec, dataset, craft_idx, eval_idx)
+
+
 def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult:
     """Load data, evaluate clean, run every profile attack, transfer, sweep, then gate."""
     reporter = reporter or NullReporter()
     started = time.perf_counter()
     model, profile = config.model, config.profile
-    settings = profile.data["data"]
-    seed = settings["seed"] if config.seed is None else config.seed
+    seed = profile.data["data"]["seed"] if config.seed is None else config.seed
     card = model.card
-    spec = resolve_data_spec(config.data, settings["n_craft"] + settings["n_eval"])
-    dataset = load_for(model, spec)
-    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=settings["n_craft"], n_eval=settings["n_eval"],
-                                        seed=seed)
-    craft, evaluation = dataset.subset(craft_idx), dataset.subset(eval_idx)
+    splits = prepare_splits(model, profile, config.data, seed)
+    spec, dataset, craft_idx, eval_idx = splits.spec, splits.dataset, splits.craft_idx, splits.eval_idx
+    craft, evaluation = splits.craft, splits.evaluation
     model.check_parity(evaluation.X[:16])
     stage = reporter.task("clean evaluation", evaluation.n_records)
     clean = evaluate_clean(model, evaluation)
@@ -77,9 +109,7 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
         "profile": {"name": profile.name, "version": profile.data["profile"]["version"], "source": profile.source,
                     "sha256": profile.sha256, "resolved": profile.data},
         "model": model.describe(),
-        "data": {**data_summary(dataset), "splits": {
-            "seed": seed, "n_craft": len(craft_idx), "n_eval": len(eval_idx),
-            "craft_manifest_sha256": craft.manifest_sha256, "eval_manifest_sha256": evaluation.manifest_sha256}},
+        "data": splits.summary(seed),
         "environment": environment(),
         "seed": seed,
         "clean": clean.to_dict(card.classes),
