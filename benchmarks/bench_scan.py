@@ -36,7 +36,7 @@ def main() -> None:
             report = json.loads((Path(out) / "report.json").read_text())
         stages = ", ".join(f"{k} {v:.0f}s" for k, v in report["timing_seconds"].items())
         target = TARGET_S.get(profile)
-        verdict = "" if target is None else (" (target %ds: %s)" % (target, "met" if wall <= target else "MISSED"))
+        verdict = "" if target is None else f" (target {target}s: {'met' if wall <= target else 'MISSED'})"
         print(f"{profile:6s} wall {wall:6.1f} s{verdict}  exit {proc.returncode}  verdict {report['gate']['verdict']}")
         print(f"       stages: {stages}")
 

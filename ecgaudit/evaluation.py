@@ -47,7 +47,9 @@ class CleanEvaluation:
 
     def to_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
         predicted = (
-            self.decisions.sum(axis=0) if self.decisions.ndim == 2 else np.bincount(self.decisions, minlength=len(classes))
+            self.decisions.sum(axis=0)
+            if self.decisions.ndim == 2
+            else np.bincount(self.decisions, minlength=len(classes))
         )
         out: dict[str, Any] = {
             "n_records": int(len(self.decisions)),

@@ -94,7 +94,7 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
     seed = profile.data["data"]["seed"] if config.seed is None else config.seed
     card = model.card
     splits = prepare_splits(model, profile, config.data, seed)
-    spec, dataset, craft_idx, eval_idx = splits.spec, splits.dataset, splits.craft_idx, splits.eval_idx
+    spec, eval_idx = splits.spec, splits.eval_idx
     craft, evaluation = splits.craft, splits.evaluation
     model.check_parity(evaluation.X[:16])
     stage = reporter.task("clean evaluation", evaluation.n_records)

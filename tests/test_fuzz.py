@@ -18,22 +18,37 @@ from ecgaudit.profiles import load_profile, parse_profile, validate_profile
 
 from .conftest import REPO
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**12) | st.floats(allow_nan=True, allow_subnormal=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**12)
+    | st.floats(allow_nan=True, allow_subnormal=False)
+    | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
-VALID_CARD = {"fs": 500, "n_samples": 5000, "leads": list(STANDARD_LEADS), "layout": "NCT",
-              "scaling": {"kind": "none"}, "classes": ["NORM", "MI"], "output": "logits"}
+VALID_CARD = {
+    "fs": 500,
+    "n_samples": 5000,
+    "leads": list(STANDARD_LEADS),
+    "layout": "NCT",
+    "scaling": {"kind": "none"},
+    "classes": ["NORM", "MI"],
+    "output": "logits",
+}
 
 
 @FUZZ
-@given(changes=st.dictionaries(st.sampled_from(sorted(CARD_SCHEMA["properties"])) | st.text(max_size=5),
-                               json_values, max_size=4),
-       drop=st.sets(st.sampled_from(sorted(VALID_CARD)), max_size=2))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(sorted(CARD_SCHEMA["properties"])) | st.text(max_size=5), json_values, max_size=4
+    ),
+    drop=st.sets(st.sampled_from(sorted(VALID_CARD)), max_size=2),
+)
 def test_card_parser_raises_only_card_errors(changes: dict, drop: set) -> None:
     card = {k: v for k, v in {**VALID_CARD, **changes}.items() if k not in drop}
     try:
@@ -57,8 +72,10 @@ SAMD_PATHS = _paths(SAMD)
 
 
 @FUZZ
-@given(where=st.lists(st.sampled_from(SAMD_PATHS), min_size=1, max_size=3), values=st.lists(json_values, min_size=3,
-                                                                                           max_size=3))
+@given(
+    where=st.lists(st.sampled_from(SAMD_PATHS), min_size=1, max_size=3),
+    values=st.lists(json_values, min_size=3, max_size=3),
+)
 def test_profile_validation_raises_only_profile_errors(where: list, values: list) -> None:
     import copy
 
@@ -109,8 +126,11 @@ arrays = st.one_of(
 
 
 @FUZZ
-@given(content=st.dictionaries(st.sampled_from(["X", "y", "fs", "leads", "classes", "record_ids", "junk"]), arrays,
-                               max_size=7))
+@given(
+    content=st.dictionaries(
+        st.sampled_from(["X", "y", "fs", "leads", "classes", "record_ids", "junk"]), arrays, max_size=7
+    )
+)
 def test_npz_loader_raises_only_data_errors(tmp_path_factory, content: dict) -> None:
     path = tmp_path_factory.mktemp("npz") / "fuzz.npz"
     buffer = io.BytesIO()
@@ -124,12 +144,17 @@ def test_npz_loader_raises_only_data_errors(tmp_path_factory, content: dict) -> 
 
 HEADER_LINES = st.lists(
     st.one_of(
-        st.just("rec 12 500 5000"), st.just("rec 12 500 1000000000000"), st.just("rec 1 500"),
-        st.just("rec.dat 16 1000/mV 16 0 0 0 0 I"), st.just("rec.dat 212 200 12 0 0 0 0 II"),
-        st.just("rec.dat 999 1000 16 0 0 0 0 V1"), st.just("rec.dat 16 1000(0)/uV 16 0 -12 3 0 aVR"),
+        st.just("rec 12 500 5000"),
+        st.just("rec 12 500 1000000000000"),
+        st.just("rec 1 500"),
+        st.just("rec.dat 16 1000/mV 16 0 0 0 0 I"),
+        st.just("rec.dat 212 200 12 0 0 0 0 II"),
+        st.just("rec.dat 999 1000 16 0 0 0 0 V1"),
+        st.just("rec.dat 16 1000(0)/uV 16 0 -12 3 0 aVR"),
         st.text(alphabet="rec.dat 0123456789/mVI#-", max_size=40),
     ),
-    min_size=1, max_size=14,
+    min_size=1,
+    max_size=14,
 )
 
 

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from ecgaudit.signing import (
-    PAYLOAD_TYPE, SigningKeyError, VerificationError, keygen, load_private_key, load_public_key, pae, sign_envelope,
-    statement, verify_envelope,
+    PAYLOAD_TYPE,
+    SigningKeyError,
+    VerificationError,
+    keygen,
+    load_private_key,
+    load_public_key,
+    pae,
+    sign_envelope,
+    statement,
+    verify_envelope,
 )
 
 

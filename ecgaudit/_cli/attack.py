@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +35,7 @@ from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
 
 
-class AttackName(str, Enum):
+class AttackName(StrEnum):
     pgd = "pgd"
     uap_deepfool = "uap-deepfool"
     scar = "scar"
@@ -59,20 +59,29 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def attack(
     model: ModelArg,
     name: Annotated[AttackName, typer.Option("--attack", help="Which attack to run.", case_sensitive=False)],
-    data: Annotated[str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic.")
-                    ] = DEFAULT_DATA,
+    data: Annotated[
+        str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic.")
+    ] = DEFAULT_DATA,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-attack"),
-    transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Also measure the perturbation "
-                                                          "on this model (repeatable).")] = None,
-    transfer_data: Annotated[list[str] | None, typer.Option("--transfer-data", help="Also measure it on this "
-                                                            "dataset (repeatable).")] = None,
+    transfer_to: Annotated[
+        list[Path] | None,
+        typer.Option("--transfer-to", help="Also measure the perturbation on this model (repeatable)."),
+    ] = None,
+    transfer_data: Annotated[
+        list[str] | None, typer.Option("--transfer-data", help="Also measure it on this dataset (repeatable).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits, random starts and minibatch order.")] = 0,
     n_craft: Annotated[int, typer.Option("--n-craft", min=1, help="Records to craft on.")] = 200,
     n_eval: Annotated[int, typer.Option("--n-eval", min=1, help="Records to evaluate on (disjoint).")] = 200,
-    param: Annotated[list[str] | None, typer.Option("--param", help="Attack parameter key=value (repeatable), "
-                                                    "e.g. epochs=5, eps_mv=0.1, cutoff_hz=10.")] = None,
-    sweep: Annotated[bool, typer.Option("--sweep", help="SCAR only: also sweep the V2–V6 amplitude "
-                                        "(0.02–0.60 mV).")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", help="Attack parameter key=value (repeatable), e.g. epochs=5, eps_mv=0.1, cutoff_hz=10."
+        ),
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="SCAR only: also sweep the V2–V6 amplitude (0.02–0.60 mV).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     card: CardOpt = None,
     fs: FsOpt = None,
@@ -84,14 +93,26 @@ def attack(
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> None:
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
-                         timeout_s=model_timeout, max_bytes=max_model_bytes)
+    adapter = open_model(
+        model,
+        card,
+        card_overrides(fs, n_samples, leads, layout, classes, output),
+        timeout_s=model_timeout,
+        max_bytes=max_model_bytes,
+    )
     targets = [load_model(path) for path in transfer_to or []]
     if sweep and name.value not in ("scar", "scar-stealth"):
         raise AttackError("--sweep applies to scar and scar-stealth only.")
     job = AttackJob(
-        model=adapter, attack=name.value, params=parse_params(param or []), data=data, n_craft=n_craft,
-        n_eval=n_eval, seed=seed, transfer_models=targets, transfer_data=tuple(transfer_data or ()),
+        model=adapter,
+        attack=name.value,
+        params=parse_params(param or []),
+        data=data,
+        n_craft=n_craft,
+        n_eval=n_eval,
+        seed=seed,
+        transfer_models=targets,
+        transfer_data=tuple(transfer_data or ()),
         sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
     )
     with RichReporter(enabled=not quiet) as reporter:
@@ -111,8 +132,10 @@ def _rate(entry: dict[str, Any] | None) -> str:
 
 
 def _summary(doc: dict[str, Any], out: Path, console: Console) -> None:
-    table = Table(title=f"{doc['attack']} on {Path(doc['model']['path']).name} ({doc['n_eval']} eval records)",
-                  title_justify="left")
+    table = Table(
+        title=f"{doc['attack']} on {Path(doc['model']['path']).name} ({doc['n_eval']} eval records)",
+        title_justify="left",
+    )
     for column in ("model", "fooling rate", "attack success", "robust accuracy", "SNR dB", "SSIM"):
         table.add_column(column)
     rows = [(Path(doc["model"]["path"]).name, doc["metrics"])]
@@ -120,8 +143,14 @@ def _summary(doc: dict[str, Any], out: Path, console: Console) -> None:
     rows += [(f"→ {Path(t['model']).name}", t["metrics"]) for t in doc["transfer"]]
     rows += [(f"→ {t['data']['source']}", t["metrics"]) for t in doc["transfer_data"]]
     for label, m in rows:
-        table.add_row(label, _rate(m["fooling_rate"]), _rate(m.get("attack_success_rate")),
-                      _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}")
+        table.add_row(
+            label,
+            _rate(m["fooling_rate"]),
+            _rate(m.get("attack_success_rate")),
+            _rate(m.get("robust_accuracy")),
+            f"{m['snr_db']:.1f}",
+            f"{m['ssim']:.3f}",
+        )
     console.print(table)
     if "sweep" in doc:
         sweep = Table(title="Amplitude sweep (V2–V6)", title_justify="left")
@@ -133,4 +162,6 @@ def _summary(doc: dict[str, Any], out: Path, console: Console) -> None:
     mis = doc["metrics"]["misdiagnosis"]
     if mis["n_changed"]:
         console.print(f"successful attacks land on {mis['top_target']} in {mis['top_target_share']:.1%} of cases")
-    console.print(f"wrote {out / 'attack.json'}" + (f" and {out / 'perturbation.npy'}" if "perturbation" in doc else ""))
+    console.print(
+        f"wrote {out / 'attack.json'}" + (f" and {out / 'perturbation.npy'}" if "perturbation" in doc else "")
+    )

@@ -32,7 +32,9 @@ HELP = "Show a model's contract, runtime and surrogate parity; with --data, its 
 
 def inspect(
     model: ModelArg,
-    data: Annotated[str | None, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz, or builtin:synthetic.")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz, or builtin:synthetic.")
+    ] = None,
     n_records: Annotated[int | None, typer.Option("--n-records", min=1, help="Read at most this many records.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")] = False,
     card: CardOpt = None,
@@ -45,8 +47,13 @@ def inspect(
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> None:
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
-                         timeout_s=model_timeout, max_bytes=max_model_bytes)
+    adapter = open_model(
+        model,
+        card,
+        card_overrides(fs, n_samples, leads, layout, classes, output),
+        timeout_s=model_timeout,
+        max_bytes=max_model_bytes,
+    )
     dataset = None
     if data is not None:
         c = adapter.card
@@ -72,7 +79,8 @@ def _render(result: dict[str, Any], console: Console) -> None:
     ident.add_row("parameters", f"{runtime['n_parameters']:,}")
     ident.add_row("batch axis", "dynamic" if model["fixed_batch"] is None else f"fixed at {model['fixed_batch']}")
     ident.add_row(
-        "parity", f"max |runtime - surrogate| = {result['parity_max_abs_diff']:.2e} on {result['parity_records']} "
+        "parity",
+        f"max |runtime - surrogate| = {result['parity_max_abs_diff']:.2e} on {result['parity_records']} "
         f"records ({result['parity_source']})",
     )
     console.print(ident)
@@ -80,24 +88,34 @@ def _render(result: dict[str, Any], console: Console) -> None:
     card = Table(title="Contract (model card)", show_header=False, title_justify="left")
     card.add_column(style="bold")
     card.add_column()
-    card.add_row("input", f"{len(contract['leads'])} leads x {contract['n_samples']} samples at {contract['fs']:g} Hz "
-                 f"({contract['n_samples'] / contract['fs']:g} s), layout {contract['layout']}")
+    card.add_row(
+        "input",
+        f"{len(contract['leads'])} leads x {contract['n_samples']} samples at {contract['fs']:g} Hz "
+        f"({contract['n_samples'] / contract['fs']:g} s), layout {contract['layout']}",
+    )
     card.add_row("leads", ", ".join(contract["leads"]))
     card.add_row("scaling", json.dumps(contract["scaling"]))
     steps = contract.get("preprocessing") or []
     card.add_row("preprocessing", "; ".join(json.dumps(s) for s in steps) if steps else "none")
     card.add_row("classes", ", ".join(contract["classes"]))
-    card.add_row("output", contract["output"] + (f" (thresholds {contract['thresholds']})" if "thresholds" in contract else ""))
+    card.add_row(
+        "output", contract["output"] + (f" (thresholds {contract['thresholds']})" if "thresholds" in contract else "")
+    )
     console.print(card)
 
     data = result.get("data")
     if data is None:
         return
     clean = data["clean"]
-    summary = f"{data['n_records']} records from {data['source']} at {data['fs']:g} Hz; manifest {data['manifest_sha256'][:16]}…"
+    summary = (
+        f"{data['n_records']} records from {data['source']} at {data['fs']:g} Hz; "
+        f"manifest {data['manifest_sha256'][:16]}…"
+    )
     if "accuracy" in clean:
         acc = clean["accuracy"]
-        summary += f"\nclean accuracy {acc['value']:.1%} (95% CI {acc['ci95'][0]:.1%}–{acc['ci95'][1]:.1%}, n={acc['total']})"
+        summary += (
+            f"\nclean accuracy {acc['value']:.1%} (95% CI {acc['ci95'][0]:.1%}–{acc['ci95'][1]:.1%}, n={acc['total']})"
+        )
     if "macro_auc" in clean:
         summary += f"\nmacro-AUC {clean['macro_auc']:.3f}"
     console.print(summary)
@@ -111,5 +129,7 @@ def _render(result: dict[str, Any], console: Console) -> None:
         counts.add_row(*row)
     console.print(counts)
     if data["quality_issues"]:
-        console.print(f"[yellow]{len(data['quality_issues'])} lead quality issue(s):[/] " + ", ".join(
-            f"{q['record']}/{q['lead']} {q['kind']}" for q in data["quality_issues"][:10]))
+        console.print(
+            f"[yellow]{len(data['quality_issues'])} lead quality issue(s):[/] "
+            + ", ".join(f"{q['record']}/{q['lead']} {q['kind']}" for q in data["quality_issues"][:10])
+        )

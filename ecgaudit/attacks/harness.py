@@ -79,16 +79,26 @@ def perturbation_sha256(v: np.ndarray) -> str:
 
 
 def measure(
-    model: ModelAdapter, dataset: EcgDataset, clean: CleanEvaluation, delta: np.ndarray, *,
-    cutoff_hz: float | None, progress: ProgressFn = no_progress,
+    model: ModelAdapter,
+    dataset: EcgDataset,
+    clean: CleanEvaluation,
+    delta: np.ndarray,
+    *,
+    cutoff_hz: float | None,
+    progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
     """Every metric of one perturbation (universal `(L, T)` or per-record `(N, L, T)`), on the runtime."""
     return measure_records(model, dataset, clean, delta, cutoff_hz=cutoff_hz, progress=progress)[0]
 
 
 def measure_records(
-    model: ModelAdapter, dataset: EcgDataset, clean: CleanEvaluation, delta: np.ndarray, *,
-    cutoff_hz: float | None, progress: ProgressFn = no_progress,
+    model: ModelAdapter,
+    dataset: EcgDataset,
+    clean: CleanEvaluation,
+    delta: np.ndarray,
+    *,
+    cutoff_hz: float | None,
+    progress: ProgressFn = no_progress,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """`measure`, plus per record whether the decision changed `(N,)` and the adversarial decisions."""
     x_adv = dataset.X + delta
@@ -99,16 +109,16 @@ def measure_records(
         progress(min(start + batch, dataset.n_records), dataset.n_records)
     adv_decisions = model.decide(np.concatenate(probabilities))
     multilabel = model.card.multilabel
-    fooled = (
-        np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions
-    )
+    fooled = np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions
     n = dataset.n_records
     metrics: dict[str, Any] = {"n_records": n, "fooling_rate": wilson(int(fooled.sum()), n).to_dict()}
     if clean.labels is not None and clean.correct is not None:
         labelled = np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0
         correct_adv = is_correct(adv_decisions, clean.labels, multilabel)
         was_correct = clean.correct & labelled
-        metrics["attack_success_rate"] = wilson(int((was_correct & ~correct_adv).sum()), int(was_correct.sum())).to_dict()
+        metrics["attack_success_rate"] = wilson(
+            int((was_correct & ~correct_adv).sum()), int(was_correct.sum())
+        ).to_dict()
         metrics["robust_accuracy"] = wilson(int((correct_adv & labelled).sum()), int(labelled.sum())).to_dict()
         metrics["clean_accuracy"] = wilson(int(was_correct.sum()), int(labelled.sum())).to_dict()
     full = np.broadcast_to(delta, dataset.X.shape)
@@ -149,8 +159,14 @@ class AttackOutcome:
 
 
 def run_attack(
-    attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, craft: EcgDataset | None, evaluation: EcgDataset,
-    *, seed: int, reporter: Reporter | None = None, clean_eval: CleanEvaluation | None = None,
+    attack: UniversalAttack | PerSampleAttack,
+    model: ModelAdapter,
+    craft: EcgDataset | None,
+    evaluation: EcgDataset,
+    *,
+    seed: int,
+    reporter: Reporter | None = None,
+    clean_eval: CleanEvaluation | None = None,
 ) -> AttackOutcome:
     """Craft (universal: on `craft`; per-sample: on each eval record), project, then measure on `evaluation`."""
     reporter = reporter or NullReporter()
@@ -163,7 +179,10 @@ def run_attack(
         clean_craft = evaluate_clean(model, craft)
         targets = attack_targets(model, craft, clean_craft)
         result = attack.craft(
-            model, torch.from_numpy(craft.X), targets, generator=generator,
+            model,
+            torch.from_numpy(craft.X),
+            targets,
+            generator=generator,
             progress=reporter.task(f"{attack.name}: crafting", 1),
         )
         constraint: PhysioConstraint = attack.constraint  # type: ignore[attr-defined]
@@ -171,33 +190,69 @@ def run_attack(
         v = constraint.project(result.perturbation.detach()).numpy().astype(np.float32)
         crafted = time.perf_counter()
         metrics, fooled, adv = measure_records(
-            model, evaluation, clean_eval, v, cutoff_hz=constraint.cutoff_hz,
-            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
+            model,
+            evaluation,
+            clean_eval,
+            v,
+            cutoff_hz=constraint.cutoff_hz,
+            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records),
+        )
         variants = {
-            name: measure(model, evaluation, clean_eval, constraint.project(extra.detach()).numpy(),
-                          cutoff_hz=constraint.cutoff_hz)
+            name: measure(
+                model,
+                evaluation,
+                clean_eval,
+                constraint.project(extra.detach()).numpy(),
+                cutoff_hz=constraint.cutoff_hz,
+            )
             for name, extra in result.extras.items()
         }
         done = time.perf_counter()
         return AttackOutcome(
-            attack.name, attack.params(), True, v, metrics, craft.n_records, evaluation.n_records,
-            {"craft": crafted - started, "evaluate": done - crafted}, variants, result.info, fooled, adv,
+            attack.name,
+            attack.params(),
+            True,
+            v,
+            metrics,
+            craft.n_records,
+            evaluation.n_records,
+            {"craft": crafted - started, "evaluate": done - crafted},
+            variants,
+            result.info,
+            fooled,
+            adv,
         )
     targets = attack_targets(model, evaluation, clean_eval)
     delta = attack.perturb(
-        model, torch.from_numpy(evaluation.X), targets, generator=generator,
+        model,
+        torch.from_numpy(evaluation.X),
+        targets,
+        generator=generator,
         progress=reporter.task(f"{attack.name}: perturbing", 1),
     )
     eps = attack.eps_tensor(evaluation.X.shape[1])  # type: ignore[attr-defined]
     delta_np = torch.maximum(torch.minimum(delta.detach(), eps), -eps).numpy().astype(np.float32)
     crafted = time.perf_counter()
     metrics, fooled, adv = measure_records(
-        model, evaluation, clean_eval, delta_np, cutoff_hz=None,
-        progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
+        model,
+        evaluation,
+        clean_eval,
+        delta_np,
+        cutoff_hz=None,
+        progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records),
+    )
     done = time.perf_counter()
     return AttackOutcome(
-        attack.name, attack.params(), False, None, metrics, 0, evaluation.n_records,
-        {"craft": crafted - started, "evaluate": done - crafted}, fooled=fooled, adversarial_decisions=adv,
+        attack.name,
+        attack.params(),
+        False,
+        None,
+        metrics,
+        0,
+        evaluation.n_records,
+        {"craft": crafted - started, "evaluate": done - crafted},
+        fooled=fooled,
+        adversarial_decisions=adv,
         record_perturbations=delta_np,
     )
 
@@ -215,7 +270,12 @@ def conform_perturbation(v: np.ndarray, source_fs: float, target_fs: float, n_sa
 
 
 def transfer(
-    v: np.ndarray, source_fs: float, target: ModelAdapter, evaluation: EcgDataset, *, cutoff_hz: float | None,
+    v: np.ndarray,
+    source_fs: float,
+    target: ModelAdapter,
+    evaluation: EcgDataset,
+    *,
+    cutoff_hz: float | None,
     source_leads: Sequence[str],
 ) -> dict[str, Any]:
     """Measure a crafted universal perturbation on another model (and/or dataset), on its runtime."""

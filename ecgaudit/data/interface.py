@@ -53,7 +53,7 @@ class EcgDataset:
     def subset(self, index: np.ndarray) -> EcgDataset:
         """The records at `index` (an integer array), with their labels and manifest lines."""
         idx = [int(i) for i in index]
-        keep = set(self.record_ids[i] for i in idx)
+        keep = {self.record_ids[i] for i in idx}
         return EcgDataset(
             X=self.X[idx],
             fs=self.fs,

@@ -1,0 +1,373 @@
+"""Reference check: ecgaudit's `pgd` and `uap-deepfool` beside the Adversarial Robustness Toolbox and torchattacks.
+
+One run, one model, one data split, one budget. Every attack sees the model through the same differentiable
+surrogate (`ModelAdapter.torch_forward`), and every fooling rate is measured the same way: on the vendor runtime
+(`ModelAdapter.predict` / `decide`), clean vs adversarial eval records, by `ecgaudit.attacks.harness.measure`.
+
+    python benchmarks/bench_attacks.py [--model examples/models/cnn.onnx] [--n-craft 100] [--n-eval 100]
+        [--pgd-eps-mv 0.01 0.05] [--pgd-steps 10] [--uap-eps-mv 0.1] [--uap-passes 5] [--seed 0] [--json out.json]
+
+Needs the benchmark extras: `pip install '.[bench]'` (adversarial-robustness-toolbox, torchattacks).
+See benchmarks/README.md for what is compared and the fairness notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import logging
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXTRAS = {"art": "adversarial-robustness-toolbox", "torchattacks": "torchattacks"}
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "examples" / "models" / "cnn.onnx"
+
+
+def require_extras() -> None:
+    """Exit with a clear message (status 2) when the optional peers are not installed."""
+    missing = []
+    for module, package in EXTRAS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        sys.stderr.write(
+            f"bench_attacks.py: the benchmark extras are missing ({', '.join(missing)} not installed).\n"
+            "Install them into this environment with:  pip install '.[bench]'\n"
+            "(or: pip install adversarial-robustness-toolbox torchattacks) and run again.\n"
+        )
+        raise SystemExit(2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (default: %(default)s)")
+    p.add_argument("--data", default=None,
+                   help="data spec for ecgaudit.data.load_dataset (default: builtin:synthetic with n = craft + eval)")
+    p.add_argument("--n-craft", type=int, default=40,
+                   help="records the universal attacks craft on (default 40: ART's UAP runs DeepFool one record at a "
+                        "time and takes ~12 min for 100 records x 5 passes on 2 cores)")
+    p.add_argument("--n-eval", type=int, default=100, help="records every fooling rate is measured on")
+    p.add_argument("--pgd-eps-mv", type=float, nargs="+", default=[0.01, 0.05], help="PGD L∞ budgets, mV")
+    p.add_argument("--pgd-steps", type=int, default=10)
+    p.add_argument("--pgd-batch", type=int, default=64, help="records per PGD pass (all three PGDs)")
+    p.add_argument("--uap-eps-mv", type=float, default=0.1,
+                   help="uniform L∞ budget for both universal DeepFools, mV (default: the limb/V1 budget)")
+    p.add_argument("--uap-passes", type=int, default=5, help="max passes over the craft split")
+    p.add_argument("--uap-limb-mv", type=float, default=0.1, help="ecgaudit's per-lead row: limb and V1 budget")
+    p.add_argument("--uap-chest-mv", type=float, default=0.2, help="ecgaudit's per-lead row: V2-V6 budget")
+    p.add_argument("--ours-uap-batch", type=int, default=None,
+                   help="diagnostic: override ecgaudit uap-deepfool's batch_size (default: its own default)")
+    p.add_argument("--skip-uap", action="store_true", help="PGD rows only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: %(default)s)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if args.n_craft < 1 or args.n_eval < 1 or args.pgd_steps < 1 or args.uap_passes < 1:
+        p.error("--n-craft, --n-eval, --pgd-steps and --uap-passes must be at least 1.")
+    if any(e <= 0 for e in args.pgd_eps_mv) or args.uap_eps_mv <= 0:
+        p.error("budgets must be positive mV values.")
+    return args
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    require_extras()
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    logging.getLogger("art").setLevel(logging.ERROR)
+
+    import art
+    import torchattacks
+    from art.attacks.evasion import ProjectedGradientDescent, UniversalPerturbation
+    from art.estimators.classification import PyTorchClassifier
+
+    import ecgaudit
+    from ecgaudit.attacks import build_attack
+    from ecgaudit.attacks.harness import attack_targets, measure, run_attack, split_craft_eval
+    from ecgaudit.data import load_dataset
+    from ecgaudit.evaluation import evaluate_clean
+    from ecgaudit.models import load_model
+
+    if not args.model.is_file():
+        sys.stderr.write(f"bench_attacks.py: model file {args.model} does not exist (pass --model).\n")
+        return 2
+    load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    model = load_model(args.model)
+    card = model.card
+    if card.multilabel:
+        sys.stderr.write("bench_attacks.py: the peers' PGD (cross-entropy) and UAP (argmax) are single-label; "
+                         f"{args.model.name} is multi-label.\n")
+        return 2
+    n_leads, n_samples, n_classes = len(card.leads), card.n_samples, card.n_classes
+    data_spec = args.data or f"builtin:synthetic:n={args.n_craft + args.n_eval},seed=2026"
+    dataset = load_dataset(data_spec, fs=card.fs, n_samples=n_samples, leads=card.leads)
+    craft, evaluation = split_craft_eval(dataset, n_craft=args.n_craft, n_eval=args.n_eval, seed=args.seed)
+    parity = model.check_parity(evaluation.X[: min(16, evaluation.n_records)])
+    clean = evaluate_clean(model, evaluation)
+    targets = attack_targets(model, evaluation, clean)  # what ours ascends the loss against; peers get the same
+    x_eval = torch.from_numpy(evaluation.X)
+    log(f"model {args.model} sha256 {model.sha256[:12]}; data {data_spec}: craft {craft.n_records}, "
+        f"eval {evaluation.n_records} records ({n_leads}x{n_samples} at {card.fs:g} Hz); parity {parity:.2g}")
+
+    class Surrogate(nn.Module):
+        """`model.torch_forward` as an nn.Module: mV (N, L, T) -> logits. `offset + scale * u` maps a unit box
+        onto mV for torchattacks, which clamps every input to [0, 1]."""
+
+        def __init__(self, offset: float = 0.0, scale: float = 1.0) -> None:
+            super().__init__()
+            self.offset, self.scale = offset, scale
+            # torchattacks reads the device off the first parameter; the surrogate's weights are not ours to expose.
+            self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.scale != 1.0 or self.offset != 0.0:
+                x = self.offset + self.scale * x
+            return model.torch_forward(x)
+
+    surrogate = Surrogate().eval()
+    classifier = PyTorchClassifier(
+        model=surrogate, loss=nn.CrossEntropyLoss(), input_shape=(n_leads, n_samples), nb_classes=n_classes,
+        clip_values=None, device_type="cpu",
+    )
+
+    def seed_all() -> torch.Generator:
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+        torch.manual_seed(args.seed)
+        return torch.Generator().manual_seed(args.seed)
+
+    def measured(delta: np.ndarray, eps_mv: float | None) -> dict[str, Any]:
+        """The runtime's fooling rate for a perturbation; clipped to ε as the harness clips ours."""
+        raw_linf = float(np.abs(delta).max())
+        if eps_mv is not None:
+            delta = np.clip(delta, -eps_mv, eps_mv)
+        metrics = measure(model, evaluation, clean, delta.astype(np.float32), cutoff_hz=None)
+        metrics["raw_linf_mv"] = raw_linf
+        return metrics
+
+    rows: list[dict[str, Any]] = []
+
+    def add_row(name: str, kind: str, eps: str, metrics: dict[str, Any], seconds: float, ref: str | None,
+                **extra: Any) -> None:
+        fr = metrics["fooling_rate"]
+        rows.append({"attack": name, "family": kind, "eps_mv": eps, "fooling_rate": fr["value"],
+                     "ci95": fr["ci95"], "fooled": fr["successes"], "n_eval": fr["total"],
+                     "linf_mv": metrics["linf_mv"], "raw_linf_mv": metrics.get("raw_linf_mv"),
+                     "snr_db": metrics["snr_db"], "seconds": seconds,
+                     "reference_row": ref, **extra})
+        log(f"  {name:<34} ε {eps:<14} fooling {fr['value']:6.1%}  {seconds:7.2f} s")
+
+    def fwd_bwd_cost(steps: int, batch: int) -> float:
+        """The model's own cost for `steps` PGD steps: torch_forward + autograd.grad on the eval records."""
+        y = targets.long()
+        started = time.perf_counter()
+        for _ in range(steps):
+            for start in range(0, len(x_eval), batch):
+                xb = x_eval[start : start + batch].clone().requires_grad_(True)
+                loss = nn.functional.cross_entropy(model.torch_forward(xb), y[start : start + batch], reduction="sum")
+                torch.autograd.grad(loss, xb)
+        return time.perf_counter() - started
+
+    fwd_bwd_cost(1, args.pgd_batch)  # warm-up (first-call allocations), untimed
+    reference: dict[str, Any] = {}
+
+    # ---- PGD, per ε -------------------------------------------------------------------------------------------
+    lo = float(min(evaluation.X.min(), 0.0)) - 2 * max(args.pgd_eps_mv) - 1.0
+    hi = float(max(evaluation.X.max(), 0.0)) + 2 * max(args.pgd_eps_mv) + 1.0
+    span = hi - lo
+    unit_box = Surrogate(offset=lo, scale=span).eval()
+    u_eval = ((x_eval - lo) / span).float()
+    for eps in args.pgd_eps_mv:
+        step = 2.5 * eps / args.pgd_steps
+        label = f"{eps:g}"
+        log(f"PGD ε={eps:g} mV, {args.pgd_steps} steps of {step:.3g} mV, random start, batch {args.pgd_batch}")
+        cost = fwd_bwd_cost(args.pgd_steps, args.pgd_batch)
+        reference[label] = {"fwd_bwd_seconds": cost, "steps": args.pgd_steps, "batch": args.pgd_batch}
+        log(f"  model fwd+bwd x {args.pgd_steps} steps: {cost:.2f} s")
+
+        seed_all()
+        ours = build_attack("pgd", fs=card.fs, leads=card.leads, params={
+            "eps_mv": eps, "steps": args.pgd_steps, "step_mv": step, "random_start": True,
+            "batch_size": args.pgd_batch})
+        outcome = run_attack(ours, model, None, evaluation, seed=args.seed, clean_eval=clean)
+        ours_name = f"ours-pgd[{label}]"
+        t_ours = outcome.seconds["craft"]
+        add_row("ours pgd", "pgd", label, outcome.metrics, t_ours, None, key=ours_name)
+        reference[label]["ours_over_fwd_bwd"] = t_ours / cost
+
+        seed_all()
+        art_pgd = ProjectedGradientDescent(
+            classifier, norm=np.inf, eps=eps, eps_step=step, max_iter=args.pgd_steps, targeted=False,
+            num_random_init=1, batch_size=args.pgd_batch, verbose=False)
+        y_onehot = np.eye(n_classes, dtype=np.float32)[targets.numpy()]
+        started = time.perf_counter()
+        x_adv = art_pgd.generate(evaluation.X, y=y_onehot)
+        t_art = time.perf_counter() - started
+        add_row("ART ProjectedGradientDescent", "pgd", label, measured(x_adv - evaluation.X, eps), t_art, ours_name,
+                implementation=type(getattr(art_pgd, "_attack", art_pgd)).__name__)
+
+        seed_all()
+        ta_pgd = torchattacks.PGD(unit_box, eps=eps / span, alpha=step / span, steps=args.pgd_steps,
+                                  random_start=True)
+        started = time.perf_counter()
+        u_adv = torch.cat([ta_pgd(u_eval[s : s + args.pgd_batch], targets[s : s + args.pgd_batch].long())
+                           for s in range(0, len(u_eval), args.pgd_batch)])
+        t_ta = time.perf_counter() - started
+        delta = ((u_adv.double() - u_eval.double()) * span).numpy()
+        add_row("torchattacks PGD", "pgd", label, measured(delta, eps), t_ta, ours_name)
+
+    # ---- universal DeepFool -----------------------------------------------------------------------------------
+    if not args.skip_uap:
+        eps = args.uap_eps_mv
+        label = f"{eps:g} (all leads)"
+        common = {"max_passes": args.uap_passes, "target_fooling_rate": 0.8, "overshoot": 0.02,
+                  "deepfool_max_iter": 10}
+        if args.ours_uap_batch is not None:
+            common["batch_size"] = args.ours_uap_batch
+        log(f"UAP-DeepFool ε={eps:g} mV on every lead, ≤{args.uap_passes} passes over {craft.n_records} records")
+        seed_all()
+        ours = build_attack("uap-deepfool", fs=card.fs, leads=card.leads,
+                            params={"eps_mv": [eps] * n_leads, **common})
+        outcome = run_attack(ours, model, craft, evaluation, seed=args.seed, clean_eval=clean)
+        t_ours = outcome.seconds["craft"]
+        ours_name = "ours-uap[uniform]"
+        add_row("ours uap-deepfool (unfiltered v)", "uap", label, outcome.variants["unfiltered"], t_ours, None,
+                key=ours_name, passes=outcome.info.get("passes"))
+        add_row("ours uap-deepfool (filtered Φ(v))", "uap", label, outcome.metrics, t_ours, None,
+                passes=outcome.info.get("passes"))
+
+        seed_all()
+        art_uap = UniversalPerturbation(
+            classifier, attacker="deepfool", attacker_params={"max_iter": 10, "epsilon": 0.02, "nb_grads": n_classes,
+                                                              "verbose": False},
+            delta=0.2, max_iter=args.uap_passes, eps=eps, norm=np.inf, verbose=False)
+        started = time.perf_counter()
+        art_uap.generate(craft.X)
+        t_art = time.perf_counter() - started
+        noise = np.asarray(art_uap.noise, dtype=np.float32)[0]
+        add_row("ART UniversalPerturbation(deepfool)", "uap", label, measured(noise, eps), t_art, ours_name,
+                craft_fooling_rate_surrogate=float(art_uap.fooling_rate), converged=bool(art_uap.converged))
+
+        per_lead = f"{args.uap_limb_mv:g} limb+V1 / {args.uap_chest_mv:g} V2-V6"
+        log(f"UAP-DeepFool, ecgaudit's per-lead default ({per_lead} mV)")
+        seed_all()
+        ours = build_attack("uap-deepfool", fs=card.fs, leads=card.leads, params={
+            "eps_limb_mv": args.uap_limb_mv, "eps_chest_mv": args.uap_chest_mv, **common})
+        outcome = run_attack(ours, model, craft, evaluation, seed=args.seed, clean_eval=clean)
+        add_row("ours uap-deepfool per-lead (unfiltered v)", "uap", per_lead, outcome.variants["unfiltered"],
+                outcome.seconds["craft"], None, passes=outcome.info.get("passes"))
+        add_row("ours uap-deepfool per-lead (filtered Φ(v))", "uap", per_lead, outcome.metrics,
+                outcome.seconds["craft"], None, passes=outcome.info.get("passes"))
+
+    by_key = {row["key"]: row for row in rows if "key" in row}
+    for row in rows:
+        ref = by_key.get(row["reference_row"]) if row["reference_row"] else None
+        row["time_vs_ours"] = row["seconds"] / ref["seconds"] if ref else None
+        row["fooling_minus_ours_pts"] = 100 * (row["fooling_rate"] - ref["fooling_rate"]) if ref else None
+
+    targets = []
+    for row in rows:
+        ref = by_key.get(row["reference_row"]) if row["reference_row"] else None
+        if ref is None:
+            continue
+        gap = -row["fooling_minus_ours_pts"]
+        targets.append({"target": f"{ref['attack']} ε {row['eps_mv']}: fooling within 5 pts of {row['attack']} "
+                                  "or better", "measured": f"{gap:+.1f} pts", "met": gap >= -5.0})
+        if row["family"] == "uap":
+            speedup = row["seconds"] / ref["seconds"]
+            targets.append({"target": f"{ref['attack']}: ≥5x faster than {row['attack']} at ≥ its fooling rate",
+                            "measured": f"{speedup:.2f}x faster, fooling {gap:+.1f} pts",
+                            "met": speedup >= 5.0 and gap >= 0.0})
+    for eps, ref in reference.items():
+        ratio = ref["ours_over_fwd_bwd"]
+        targets.append({"target": f"ours pgd ε {eps}: time ≤ 1.5x the model's fwd+bwd for {ref['steps']} steps",
+                        "measured": f"{ratio:.2f}x", "met": ratio <= 1.5})
+
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "loadavg_1_5_15_start": load_at_start,
+                    "loadavg_1_5_15_end": os.getloadavg() if hasattr(os, "getloadavg") else None},
+        "versions": {"python": platform.python_version(), "ecgaudit": ecgaudit.__version__,
+                     "torch": torch.__version__, "adversarial-robustness-toolbox": art.__version__,
+                     "torchattacks": torchattacks.__version__, "numpy": np.__version__},
+        "model": {"path": str(args.model), "sha256": model.sha256, "classes": list(card.classes),
+                  "fs": card.fs, "n_samples": n_samples, "parity_max_abs_diff": parity},
+        "data": {"spec": data_spec, "n_craft": craft.n_records, "n_eval": evaluation.n_records, "seed": args.seed,
+                 "clean_accuracy": clean.accuracy.to_dict() if clean.accuracy else None},
+        "budget": {"pgd_eps_mv": args.pgd_eps_mv, "pgd_steps": args.pgd_steps, "pgd_step": "2.5*eps/steps",
+                   "pgd_batch": args.pgd_batch, "uap_eps_mv": args.uap_eps_mv, "uap_passes": args.uap_passes,
+                   "uap_target_fooling": 0.8, "deepfool_max_iter": 10, "deepfool_overshoot": 0.02},
+        "fwd_bwd_reference": reference,
+        "targets": targets,
+    }
+    print_table(rows, meta, reference)
+    if args.json:
+        clean_rows = [{k: v for k, v in row.items() if k != "key"} for row in rows]
+        args.json.write_text(json.dumps({"meta": meta, "rows": clean_rows}, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]], meta: dict[str, Any], reference: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = meta["model"]
+    table = Table(title=f"{Path(m['path']).name} (sha256 {m['sha256'][:12]}), {meta['data']['spec']}: "
+                        f"craft {meta['data']['n_craft']}, eval {meta['data']['n_eval']}; fooling on the runtime")
+    for name, justify in (("attack", "left"), ("ε mV (L∞)", "left"), ("fooling rate", "right"),
+                          ("95% CI", "right"), ("Δ vs ours (pts)", "right"), ("wall s", "right"),
+                          ("time ÷ ours", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    previous = None
+    for row in rows:
+        group = (row["family"], row["eps_mv"])
+        if previous is not None and group != previous:
+            table.add_section()
+        previous = group
+        lo, hi = row["ci95"]
+        delta = row["fooling_minus_ours_pts"]
+        ratio = row["time_vs_ours"]
+        table.add_row(
+            row["attack"], row["eps_mv"], f"{row['fooling_rate']:.1%} ({row['fooled']}/{row['n_eval']})",
+            f"{lo:.1%}–{hi:.1%}", "—" if delta is None else f"{delta:+.1f}", f"{row['seconds']:.2f}",
+            "1.00 (ref)" if ratio is None else f"{ratio:.2f}",
+        )
+    console = Console(width=140)
+    console.print(table)
+    for eps, ref in reference.items():
+        console.print(f"ε={eps} mV: model forward+backward x {ref['steps']} steps (batch {ref['batch']}) "
+                      f"{ref['fwd_bwd_seconds']:.2f} s; ours-pgd / that = {ref['ours_over_fwd_bwd']:.2f}")
+    for t in meta["targets"]:
+        console.print(f"{'met' if t['met'] else 'NOT met':>8}  {t['target']}: {t['measured']}")
+    versions = meta["versions"]
+    load = meta["machine"]["loadavg_1_5_15_end"]
+    console.print(f"date {meta['date']}; {meta['machine']['cpu_count']} CPU cores, torch threads "
+                  f"{meta['machine']['torch_threads']}; torch {versions['torch']}, ART "
+                  f"{versions['adversarial-robustness-toolbox']}, torchattacks {versions['torchattacks']}"
+                  + (f"; load average at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}" if load else ""))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
