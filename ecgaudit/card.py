@@ -7,7 +7,6 @@ or from CLI flags; later sources override earlier ones field by field. It is che
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from ecgaudit.errors import CardError
+from ecgaudit.io import read_json_object
 from ecgaudit.leads import STANDARD_LEADS
 
 METADATA_KEY = "ecgaudit.card"
@@ -146,15 +146,7 @@ def sidecar_path(model_path: Path) -> Path:
 
 def read_card_file(path: Path) -> dict[str, Any]:
     """Read a card JSON file; a syntax error names the file and line."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CardError(f"model card {path} does not exist.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CardError(f"model card {path} is not valid JSON ({exc}).") from exc
-    if not isinstance(data, dict):
-        raise CardError(f"model card {path} must hold a JSON object.")
-    return data
+    return read_json_object(path, "model card", CardError)
 
 
 def parse_card(data: Mapping[str, Any], *, source: str) -> ModelCard:

@@ -36,6 +36,30 @@ def _umask() -> int:
     return current
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json_object(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object; every failure is `error` naming `what` and the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} {path} does not exist.") from exc
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read ({exc.strerror}).") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what} {path} is not valid JSON ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise error(f"{what} {path} must hold a JSON object.")
+    return data
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     """The exact bytes `np.save` writes for `array` as float32 (deterministic header)."""
     buffer = io.BytesIO()

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from ecgaudit.errors import ReportError
+from ecgaudit.io import file_sha256
 from ecgaudit.report import schema_errors
 from ecgaudit.signing import VerificationError, load_public_key, verify_envelope
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_files(envelope: Path, public_key: Path, *, model: Path | None = None, report_dir: Path | None = None
@@ -41,7 +33,7 @@ def verify_files(envelope: Path, public_key: Path, *, model: Path | None = None,
         if not path.is_file():
             lines.append(f"{name}: not present, not checked")
             continue
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != digest:
             raise VerificationError(
                 f"{path} does not match its signed digest (sha256 {actual[:16]}…, signed {digest[:16]}…): "

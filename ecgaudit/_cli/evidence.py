@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from ecgaudit.errors import ExitCode, ReportError
+from ecgaudit.io import atomic_write_bytes, file_sha256, read_json_object
 from ecgaudit.report import report_schema, validate_report
 from ecgaudit.reproduce import reproduce as reproduce_report
 from ecgaudit.signing import VerificationError, keygen
@@ -76,10 +77,7 @@ def verify_command(
 
 
 def _read_report(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path} is not a readable JSON report ({exc}).") from exc
+    data = read_json_object(path, "report", ReportError)
     validate_report(data, what=f"report {path}")
     return data
 
@@ -89,13 +87,13 @@ def render_command(
     out: Annotated[Path, typer.Option("--out", help="The PDF to write.")] = Path("report.pdf"),
 ) -> None:
     """Rebuild the PDF from a saved report."""
-    from ecgaudit.io import atomic_write_bytes
     from ecgaudit.render.pdf import render_pdf
-    from ecgaudit.verification import _sha256
 
     data = _read_report(report)
     signing = data.get("signing") or {}
-    pdf = render_pdf(data, report.parent, report_sha256=_sha256(report), key_fingerprint=signing.get("key_fingerprint"))
+    pdf = render_pdf(
+        data, report.parent, report_sha256=file_sha256(report), key_fingerprint=signing.get("key_fingerprint")
+    )
     atomic_write_bytes(out, pdf)
     console.print(f"wrote {out}")
 

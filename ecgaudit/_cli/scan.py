@@ -30,7 +30,7 @@ from ecgaudit._cli._model_options import (
 from ecgaudit._cli._progress import RichReporter
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.export import export_wfdb
-from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes, npz_bytes
+from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes, npz_bytes, read_json_object
 from ecgaudit.models import load_model
 from ecgaudit.profiles import load_profile
 from ecgaudit.render.junit import render_junit
@@ -46,13 +46,8 @@ HELP = (
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ReportError(f"baseline report {path} does not exist.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"baseline report {path} is not valid JSON ({exc}).") from exc
-    if not isinstance(data, dict) or "gate" not in data or "profile" not in data:
+    data = read_json_object(path, "baseline report", ReportError)
+    if "gate" not in data or "profile" not in data:
         raise ReportError(f"baseline report {path} is not an ecgaudit scan report.")
     return data
 

@@ -7,7 +7,6 @@ attack perturbs the signal as it would reach the device.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,20 +19,13 @@ import torch
 from ecgaudit.card import ModelCard
 from ecgaudit.dsp import zero_phase_filter
 from ecgaudit.errors import CardError, ModelError
+from ecgaudit.io import file_sha256
 
 ABANDONED_THREADS: list[threading.Thread] = []
 """Model calls given up on after `timeout_s`; the CLI must not wait for them at exit."""
 
 PARITY_TOLERANCE = 1e-3
 """Largest allowed |runtime - surrogate| on output probabilities before the surrogate is refused."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
