@@ -166,7 +166,6 @@ def test_reexports():
 
 
 def test_builtin_synthetic():
-    pytest.importorskip("ecgaudit.data.synthetic")
     ds = _load("builtin:synthetic:n=10,seed=5", fs=100, n=1000, leads=("V1", "II"))
     assert ds.X.shape == (10, 2, 1000) and ds.X.dtype == np.float32 and ds.leads == ("V1", "II")
     assert ds.record_ids[0] == "synthetic-5-0" and ds.labels.shape == (10, 5)
