@@ -89,7 +89,10 @@ def deepfool_batch(
 class UniversalDeepFool(UniversalAttack):
     """Args: `constraint` (ε box and the post-hoc filter Φ); `target_fooling_rate` (1 − δ); `max_passes`
     over the craft set; `overshoot` and `deepfool_max_iter` for the inner DeepFool; `batch_size` records
-    whose DeepFool steps are computed together (each is then added to v in turn, projecting after each).
+    whose DeepFool steps are computed together (each is then added to v in turn, projecting after each,
+    unless the v built so far already fools that record). `batch_size=1` is Alg. 1 exactly; measured on the
+    bundled CNN (200 craft / 200 eval), 8 matches it (filtered fooling 22.5% vs 20.5%) while 32 does not
+    (4%): steps computed against a stale v add up to high-frequency noise that the filter then removes.
     """
 
     name = "uap-deepfool"
@@ -99,7 +102,7 @@ class UniversalDeepFool(UniversalAttack):
     max_passes: int = 5
     overshoot: float = 0.02
     deepfool_max_iter: int = 10
-    batch_size: int = 32
+    batch_size: int = 8
 
     def __post_init__(self) -> None:
         if not 0 < self.target_fooling_rate <= 1:
@@ -136,8 +139,13 @@ class UniversalDeepFool(UniversalAttack):
                     steps = deepfool_batch(
                         model, x_mv[todo] + v, max_iter=self.deepfool_max_iter, overshoot=self.overshoot
                     )
-                    for r in steps:
-                        v = self.constraint.project(v + r)
+                    for record, r in zip(todo, steps):
+                        # Alg. 1 updates v only for records the current v does not fool; within a batch the
+                        # DeepFool steps were computed together, so recheck each against the v built so far.
+                        with torch.no_grad():
+                            now = surrogate_decisions(model, model.torch_forward((x_mv[record] + v).unsqueeze(0)))
+                        if not changed(model, clean[record].unsqueeze(0), now).item():
+                            v = self.constraint.project(v + r)
                 progress((passes - 1) * n + min(start + self.batch_size, n), total)
             with torch.no_grad():
                 fooling = float(
