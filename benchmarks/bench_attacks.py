@@ -5,7 +5,8 @@ surrogate (`ModelAdapter.torch_forward`), and every fooling rate is measured the
 (`ModelAdapter.predict` / `decide`), clean vs adversarial eval records, by `ecgaudit.attacks.harness.measure`.
 
     python benchmarks/bench_attacks.py [--model examples/models/cnn.onnx] [--n-craft 100] [--n-eval 100]
-        [--pgd-eps-mv 0.01 0.05] [--pgd-steps 10] [--uap-eps-mv 0.1] [--uap-passes 5] [--seed 0] [--json out.json]
+        [--pgd-eps-mv 0.01 0.05] [--pgd-steps 10] [--uap-eps-mv 0.1] [--uap-passes 5] [--seed 0]
+        [--repeat 3] [--uap-repeat 2] [--json out.json] [--markdown out.md]
 
 Needs the benchmark extras: `pip install '.[bench]'` (adversarial-robustness-toolbox, torchattacks).
 See benchmarks/README.md for what is compared and the fairness notes.
