@@ -19,7 +19,8 @@ from ecgaudit.models.interface import ModelAdapter
 @dataclass(frozen=True)
 class PGD(PerSampleAttack):
     """Args: `eps_mv` L∞ budget (one value, or one per lead); `steps`; `step_mv` per-step size
-    (default 2.5·ε/steps, Madry's rule); `random_start` uniform in the ε box; `batch_size` records per pass.
+    (default 2.5·ε/steps per lead, Madry's rule); `random_start` uniform in the ε box; `batch_size` records
+    per pass.
     """
 
     name = "pgd"
@@ -39,12 +40,11 @@ class PGD(PerSampleAttack):
     def params(self) -> dict[str, Any]:
         out = asdict(self)
         out["eps_mv"] = list(self.eps_mv) if isinstance(self.eps_mv, tuple) else self.eps_mv
-        out["step_mv"] = self._step()
+        if self.step_mv is None:
+            eps = self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,)
+            steps = [2.5 * e / self.steps for e in eps]
+            out["step_mv"] = steps if isinstance(self.eps_mv, tuple) else steps[0]
         return out
-
-    def _step(self) -> float:
-        eps_max = max(self.eps_mv) if isinstance(self.eps_mv, tuple) else self.eps_mv
-        return self.step_mv if self.step_mv is not None else 2.5 * eps_max / self.steps
 
     def eps_tensor(self, n_leads: int) -> torch.Tensor:
         eps = self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,) * n_leads
@@ -55,7 +55,8 @@ class PGD(PerSampleAttack):
         progress: ProgressFn = no_progress,
     ) -> torch.Tensor:
         eps = self.eps_tensor(x_mv.shape[1])
-        step = self._step()
+        # Madry's 2.5·ε/steps, lead by lead: a per-lead budget gets a per-lead step.
+        step = eps * (2.5 / self.steps) if self.step_mv is None else torch.full_like(eps, self.step_mv)
         out = torch.empty_like(x_mv)
         total = x_mv.shape[0] * self.steps
         for start in range(0, x_mv.shape[0], self.batch_size):

@@ -25,64 +25,85 @@ from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
 
 
-def deepfool_batch(
-    model: ModelAdapter, x: torch.Tensor, *, max_iter: int, overshoot: float
-) -> torch.Tensor:
-    """Minimal L2 perturbations `(B, L, T)` that change each record's decision (linearised, iterated).
+@dataclass(frozen=True)
+class DeepFoolSteps:
+    """DeepFool's answer for a batch: `r` `(B, L, T)` (overshoot included) and, per record, whether the
+    surrogate's decision at `x + r` differs from the one it started from (`flipped`)."""
 
-    Per iteration: one forward and one backward per class for the whole batch. Single-label: the
+    r: torch.Tensor
+    flipped: torch.Tensor
+
+
+def deepfool_batch(
+    model: ModelAdapter, x: torch.Tensor, original: torch.Tensor, *, max_iter: int, overshoot: float
+) -> DeepFoolSteps:
+    """Minimal L2 perturbations that move each record off its `original` decision (linearised, iterated).
+
+    Per iteration: one forward and one backward per class for the records still unflipped. Single-label: the
     nearest class boundary f_k - f_orig = 0. Multi-label: the nearest single-label flip z_k = logit(thr_k).
+    After `max_iter` steps one gradient-free forward says whether the last step flipped the record.
     """
     x = x.detach()
-    with torch.no_grad():
-        logits0 = model.torch_forward(x)
-    original = surrogate_decisions(model, logits0)
     r_total = torch.zeros_like(x)
     active = torch.ones(x.shape[0], dtype=torch.bool)
-    n_classes = logits0.shape[1]
+    flipped = torch.zeros(x.shape[0], dtype=torch.bool)
+    boundary = None
     if model.card.multilabel:
         assert model.card.thresholds is not None
         thr = torch.tensor(model.card.thresholds, dtype=x.dtype)
         boundary = torch.log(thr) - torch.log1p(-thr)
-    for _ in range(max_iter):
-        if not active.any():
-            break
+    for iteration in range(max_iter + 1):
         idx = active.nonzero().flatten()
-        xa = (x + (1 + overshoot) * r_total)[idx].requires_grad_(True)
-        logits = model.torch_forward(xa)
-        now = surrogate_decisions(model, logits.detach())
-        still = ~changed(model, original[idx], now)
-        active[idx[~still]] = False
-        if not still.any():
+        if not len(idx):
             break
-        grads = torch.stack(
-            [torch.autograd.grad(logits[:, k].sum(), xa, retain_graph=k < n_classes - 1)[0] for k in range(n_classes)],
-            dim=1,
-        )  # (B, K, L, T)
-        flat = grads.flatten(2)
-        if model.card.multilabel:
-            f = logits.detach() - boundary  # distance to each class's own threshold, in logit units
-            w = flat
-        else:
-            orig = original[idx]
-            rows = torch.arange(len(orig))
-            f = logits.detach() - logits.detach()[rows, orig].unsqueeze(1)
-            w = flat - flat[rows, orig].unsqueeze(1)
-        w_norm = w.norm(dim=2).clamp_min(1e-12)
-        dist = f.abs() / w_norm
-        if not model.card.multilabel:
-            dist[rows, orig] = float("inf")
-        best = dist.argmin(dim=1)
-        pick = torch.arange(len(best))
-        f_best = f[pick, best]
-        # Linearised step onto the boundary: |f|/‖w‖² along w, towards the side where the decision flips
-        # (single-label f < 0, so +w; multi-label against the sign of z_k − boundary).
-        direction = -torch.sign(f_best) if model.card.multilabel else torch.ones_like(f_best)
-        step = (direction * (f_best.abs() + 1e-4) / w_norm[pick, best] ** 2).view(-1, 1) * w[pick, best]
-        step = step.view(-1, *x.shape[1:])
+        last = iteration == max_iter
+        xa = (x + (1 + overshoot) * r_total)[idx].requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            logits = model.torch_forward(xa)
+        hit = changed(model, original[idx], surrogate_decisions(model, logits.detach()))
+        flipped[idx[hit]] = True
+        active[idx[hit]] = False
+        if last or hit.all():
+            break
+        still = ~hit
+        step = _linearised_step(model, logits, xa, original[idx], boundary)
         keep = idx[still]
         r_total[keep] = r_total[keep] + step[still]
-    return (1 + overshoot) * r_total
+    return DeepFoolSteps(r=(1 + overshoot) * r_total, flipped=flipped)
+
+
+def _linearised_step(
+    model: ModelAdapter, logits: torch.Tensor, xa: torch.Tensor, original: torch.Tensor,
+    boundary: torch.Tensor | None,
+) -> torch.Tensor:
+    """One DeepFool step per record: onto the nearest linearised decision boundary, `(B, L, T)`.
+
+    Single-label: K − 1 backward passes, each the gradient of f_k − f_orig directly (the k-th class other
+    than the record's own). Multi-label: K passes, one per class's own threshold.
+    """
+    z = logits.detach()
+    rows = torch.arange(len(z))
+    n_classes = z.shape[1]
+    if boundary is None:
+        others = torch.arange(n_classes - 1).unsqueeze(0).expand(len(z), -1)
+        others = others + (others >= original.unsqueeze(1)).long()  # (B, K-1): every class but the record's own
+        objectives = [logits[rows, others[:, j]] - logits[rows, original] for j in range(n_classes - 1)]
+        f = z[rows.unsqueeze(1), others] - z[rows, original].unsqueeze(1)
+    else:
+        objectives = [logits[:, k] for k in range(n_classes)]
+        f = z - boundary  # distance to each class's own threshold, in logit units
+    last = len(objectives) - 1
+    w = torch.stack(
+        [torch.autograd.grad(obj.sum(), xa, retain_graph=j < last)[0] for j, obj in enumerate(objectives)], dim=1
+    ).flatten(2)  # (B, K', L*T)
+    w_norm = w.norm(dim=2).clamp_min(1e-12)
+    best = (f.abs() / w_norm).argmin(dim=1)
+    f_best = f[rows, best]
+    # Linearised step onto the boundary: |f|/‖w‖² along w, towards the side where the decision flips
+    # (single-label f < 0, so +w; multi-label against the sign of z_k − boundary).
+    direction = -torch.sign(f_best) if boundary is not None else torch.ones_like(f_best)
+    step = (direction * (f_best.abs() + 1e-4) / w_norm[rows, best] ** 2).view(-1, 1) * w[rows, best]
+    return step.view(xa.shape)
 
 
 @dataclass(frozen=True)
@@ -137,15 +158,21 @@ class UniversalDeepFool(UniversalAttack):
                 todo = idx[~fooled]
                 if len(todo):
                     steps = deepfool_batch(
-                        model, x_mv[todo] + v, max_iter=self.deepfool_max_iter, overshoot=self.overshoot
+                        model, x_mv[todo] + v, clean[todo], max_iter=self.deepfool_max_iter, overshoot=self.overshoot
                     )
-                    for record, r in zip(todo, steps):
-                        # Alg. 1 updates v only for records the current v does not fool; within a batch the
-                        # DeepFool steps were computed together, so recheck each against the v built so far.
-                        with torch.no_grad():
-                            now = surrogate_decisions(model, model.torch_forward((x_mv[record] + v).unsqueeze(0)))
-                        if not changed(model, clean[record].unsqueeze(0), now).item():
-                            v = self.constraint.project(v + r)
+                    checked = v
+                    for record, r, flipped in zip(todo, steps.r, steps.flipped):
+                        # Alg. 1 (as ART does it) adds a DeepFool step only when it flipped the record, and only
+                        # for records the current v does not fool. The steps of a batch were computed together,
+                        # so once v has moved since the batch check, recheck each record against it.
+                        if not flipped:
+                            continue
+                        if v is not checked:
+                            with torch.no_grad():
+                                now = surrogate_decisions(model, model.torch_forward((x_mv[record] + v).unsqueeze(0)))
+                            if changed(model, clean[record].unsqueeze(0), now).item():
+                                continue
+                        v = self.constraint.project(v + r)
                 progress((passes - 1) * n + min(start + self.batch_size, n), total)
             with torch.no_grad():
                 fooling = float(
