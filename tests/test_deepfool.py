@@ -80,3 +80,30 @@ def test_records_already_off_their_decision_get_no_step(tmp_path: Path) -> None:
     out = deepfool_batch(model, x, not_theirs, max_iter=3, overshoot=0.02)
     assert out.flipped.all()
     assert float(out.r.abs().max()) == 0.0
+
+
+def test_batched_update_equals_the_record_by_record_update(tmp_path: Path) -> None:
+    from ecgaudit.attacks import build_attack
+    from ecgaudit.attacks.interface import changed, surrogate_decisions
+
+    model, weight, bias = _linear_model(tmp_path, sigmoid=False)
+    attack = build_attack("uap-deepfool", fs=100, leads=list(STANDARD_LEADS), params={"eps_mv": [2.0] * 12})
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 12, T, generator=g) * 0.5
+    with torch.no_grad():
+        clean = surrogate_decisions(model, model.torch_forward(x))
+    v0 = torch.zeros(12, T)
+    records = torch.arange(40)
+    # large steps, so that adding some records' steps fools later records before their turn
+    steps = torch.randn(40, 12, T, generator=g) * 1.5
+    expected, skipped = v0, 0
+    for record, r in zip(records, steps):
+        with torch.no_grad():
+            now = surrogate_decisions(model, model.torch_forward((x[record] + expected).unsqueeze(0)))
+        if changed(model, clean[record].unsqueeze(0), now).item():
+            skipped += 1
+            continue
+        expected = attack.constraint.project(expected + r)
+    assert 0 < skipped < 39  # the case under test: some records are skipped, most are not
+    got = attack._add_steps(model, x, clean, v0, records, steps)
+    assert torch.equal(got, expected)
