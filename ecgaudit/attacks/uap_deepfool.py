@@ -39,8 +39,8 @@ def deepfool_batch(
 ) -> DeepFoolSteps:
     """Minimal L2 perturbations that move each record off its `original` decision (linearised, iterated).
 
-    Per iteration: one forward and one backward per class for the records still unflipped. Single-label: the
-    nearest class boundary f_k - f_orig = 0. Multi-label: the nearest single-label flip z_k = logit(thr_k).
+    Per iteration, for the records still unflipped: one forward, then K - 1 backward passes (single-label: the
+    nearest class boundary f_k - f_orig = 0) or K (multi-label: the nearest single-label flip z_k = logit(thr_k)).
     After `max_iter` steps one gradient-free forward says whether the last step flipped the record.
     """
     x = x.detach()

@@ -25,8 +25,9 @@ _ATTACK_METHODS = {
         "<b>uap-deepfool: universal perturbation with post-hoc filtering</b> (Moosavi-Dezfooli et al., CVPR 2017, "
         "Alg. 1). One perturbation v for all records: passing over the craft set, for each record v does not yet "
         "fool it adds the minimal DeepFool step (Moosavi-Dezfooli et al., CVPR 2016; up to <i>deepfool_max_iter</i> "
-        "iterations with <i>overshoot</i>) and projects onto the ε box, until the craft fooling rate reaches "
-        "<i>target_fooling_rate</i> or after <i>max_passes</i>. After crafting, the physiological filter "
+        "iterations with <i>overshoot</i>) if that step changes the record's decision, and projects onto the ε box, "
+        "until the craft fooling rate reaches <i>target_fooling_rate</i> or after <i>max_passes</i>. After "
+        "crafting, the physiological filter "
         "Φ(v) = clip<sub>ε</sub>(low-pass(smooth(v))) of the SCAR paper (eq. 2) is applied: a zero-phase Butterworth "
         "low-pass at <i>cutoff_hz</i>, Gaussian smoothing over <i>window_ms</i>, then clipping to the ε box. The "
         "reported metrics are those of the filtered v; the unfiltered v is reported as a variant."),
