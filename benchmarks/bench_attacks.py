@@ -1,8 +1,9 @@
 """Reference check: ecgaudit's `pgd` and `uap-deepfool` beside the Adversarial Robustness Toolbox and torchattacks.
 
-One run, one model, one budget; PGD on one data split, the universal attacks on one split per seed. Every attack sees the model through the same differentiable
-surrogate (`ModelAdapter.torch_forward`), and every fooling rate is measured the same way: on the vendor runtime
-(`ModelAdapter.predict` / `decide`), clean vs adversarial eval records, by `ecgaudit.attacks.harness.measure`.
+One run, one model, one budget; PGD on one data split, the universal attacks on one split per seed. Every attack
+sees the model through the same differentiable surrogate (`ModelAdapter.torch_forward`), and every fooling rate is
+measured the same way: on the vendor runtime (`ModelAdapter.predict` / `decide`), clean vs adversarial eval records,
+by `ecgaudit.attacks.harness.measure`.
 
     python benchmarks/bench_attacks.py [--model examples/models/cnn.onnx] [--n-craft 100] [--n-eval 100]
         [--pgd-eps-mv 0.01 0.05] [--pgd-steps 10] [--uap-eps-mv 0.1] [--uap-passes 5] [--seed 0]
@@ -403,8 +404,13 @@ def main(argv: list[str] | None = None) -> int:
             add_row(row_label, "uap", eps_label, pooled(per_seed), float(np.mean(seconds)), ref,
                     **({"key": key} if key else {}), seeds=list(args.uap_seeds),
                     per_seed_fooling=[m["fooling_rate"]["value"] for m in per_seed], per_seed_seconds=seconds,
+                    per_seed_work=work,
                     all_seconds=seconds, work=tuple(round(float(np.mean(column))) for column in zip(*work)),
                     craft_fooling_rate_surrogate=[info["craft_fooling_rate_surrogate"] for info in uap_info[name]])
+            # Seeds differ in how much work they need, so the noise measure is the spread of seconds per unit of
+            # surrogate work (records forward + 2 x backward) from seed to seed, not of the raw times.
+            per_unit = [t / max(1, w[0] + 2 * w[1]) for t, w in zip(seconds, work)]
+            rows[-1]["round_spread"] = max(per_unit) / min(per_unit)
 
         ours_name = "ours-uap[uniform]"
         for key, row_label, eps_label in (("ours-uniform", "ours uap-deepfool", label),
