@@ -39,9 +39,9 @@ def deepfool_batch(
 ) -> DeepFoolSteps:
     """Minimal L2 perturbations that move each record off its `original` decision (linearised, iterated).
 
-    Per iteration, for the records still unflipped: one forward, then K - 1 backward passes (single-label: the
+    Per iteration, for the records still unflipped: a forward, then K - 1 backward passes (single-label: the
     nearest class boundary f_k - f_orig = 0) or K (multi-label: the nearest single-label flip z_k = logit(thr_k)).
-    After `max_iter` steps one gradient-free forward says whether the last step flipped the record.
+    After `max_iter` steps one more forward says whether the last step flipped the record.
     """
     x = x.detach()
     r_total = torch.zeros_like(x)
@@ -57,18 +57,25 @@ def deepfool_batch(
         if not len(idx):
             break
         last = iteration == max_iter
-        xa = (x + (1 + overshoot) * r_total)[idx].requires_grad_(not last)
-        with torch.set_grad_enabled(not last):
+        # Callers pass records they have just found unflipped, so the first forward keeps its graph. Later ones
+        # run without: most rows flip within two or three steps, and a backward pass costs the whole batch, so
+        # only the rows still unflipped are run again with gradients.
+        grad_first = iteration == 0 and not last
+        xa = (x + (1 + overshoot) * r_total)[idx].requires_grad_(grad_first)
+        with torch.set_grad_enabled(grad_first):
             logits = model.torch_forward(xa)
         hit = changed(model, original[idx], surrogate_decisions(model, logits.detach()))
         flipped[idx[hit]] = True
         active[idx[hit]] = False
         if last or hit.all():
             break
-        still = ~hit
-        step = _linearised_step(model, logits, xa, original[idx], boundary)
-        keep = idx[still]
-        r_total[keep] = r_total[keep] + step[still]
+        keep = idx[~hit]
+        if not grad_first:
+            xa = xa[~hit].requires_grad_(True)
+            step = _linearised_step(model, model.torch_forward(xa), xa, original[keep], boundary)
+        else:
+            step = _linearised_step(model, logits, xa, original[idx], boundary)[~hit]
+        r_total[keep] = r_total[keep] + step
     return DeepFoolSteps(r=(1 + overshoot) * r_total, flipped=flipped)
 
 
