@@ -525,11 +525,8 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any], reference: dic
         console.print(f"ε={eps} mV: the model's own forward+backward x {ref['steps']} steps (batch {ref['batch']}, "
                       f"{ref['work'][0]} / {ref['work'][1]} records) {ref['fwd_bwd_seconds']:.2f} s; "
                       f"ours pgd / that = {ref['ours_over_fwd_bwd']:.2f}")
-    for row in rows:
-        if row.get("per_seed_fooling"):
-            console.print(f"{row['attack']} per seed {', '.join(map(str, row['seeds']))}: fooling "
-                          f"{', '.join(f'{f:.0%}' for f in row['per_seed_fooling'])}; wall "
-                          f"{', '.join(f'{t:.1f}' for t in row['per_seed_seconds'])} s")
+    for line in per_seed_lines(rows):
+        console.print(line)
     for t in meta["targets"]:
         status = ("met" if t["met"] else "NOT met") + (" (noisy)" if t.get("timing_noisy") else "")
         console.print(f"{status:>16}  {t['target']}: {t['measured']}")
@@ -542,6 +539,14 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any], reference: dic
                   f"{meta['machine']['torch_threads']}; torch {versions['torch']}, ART "
                   f"{versions['adversarial-robustness-toolbox']}, torchattacks {versions['torchattacks']}"
                   + (f"; load average at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}" if load else ""))
+
+
+def per_seed_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per pooled (universal) row: its fooling rate and wall time seed by seed."""
+    return [f"{row['attack']}, per seed {', '.join(map(str, row['seeds']))}: fooling "
+            f"{', '.join(f'{f:.0%}' for f in row['per_seed_fooling'])}; wall "
+            f"{', '.join(f'{t:.1f}' for t in row['per_seed_seconds'])} s"
+            for row in rows if row.get("per_seed_fooling")]
 
 
 def markdown_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -559,11 +564,7 @@ def markdown_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for eps, ref in meta["fwd_bwd_reference"].items():
         lines.append(f"- ε={eps} mV: the model's own forward+backward × {ref['steps']} steps (batch {ref['batch']}): "
                      f"{ref['fwd_bwd_seconds']:.2f} s; ours pgd / that = {ref['ours_over_fwd_bwd']:.2f}")
-    for row in rows:
-        if row.get("per_seed_fooling"):
-            lines.append(f"- {row['attack']}, per seed {', '.join(map(str, row['seeds']))}: fooling "
-                         f"{', '.join(f'{f:.0%}' for f in row['per_seed_fooling'])}; wall "
-                         f"{', '.join(f'{t:.1f}' for t in row['per_seed_seconds'])} s")
+    lines += [f"- {line}" for line in per_seed_lines(rows)]
     for t in meta["targets"]:
         status = ("met" if t["met"] else "**not met**") + (" (timing noisy)" if t.get("timing_noisy") else "")
         lines.append(f"- {status}: {t['target']} — {t['measured']}")
