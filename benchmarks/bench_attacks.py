@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import ecgaudit
     from ecgaudit.attacks import build_attack
-    from ecgaudit.attacks.harness import attack_targets, measure, run_attack, split_craft_eval
+    from ecgaudit.attacks.harness import attack_targets, run_attack, split_craft_eval
+    from ecgaudit.attacks.measure import measure
     from ecgaudit.data import load_dataset
     from ecgaudit.evaluation import evaluate_clean
     from ecgaudit.metrics import wilson

@@ -11,8 +11,9 @@ import numpy as np
 
 from ecgaudit import __version__
 from ecgaudit.attacks import build_attack
-from ecgaudit.attacks.harness import AttackOutcome, Reporter, run_attack, split_indices, transfer
+from ecgaudit.attacks.harness import AttackOutcome, Reporter, run_attack, split_indices
 from ecgaudit.attacks.scar import SCAR
+from ecgaudit.attacks.transfer import transfer
 from ecgaudit.data import load_dataset
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import evaluate_clean

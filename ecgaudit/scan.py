@@ -13,8 +13,9 @@ import numpy as np
 from ecgaudit import __version__
 from ecgaudit.attack_job import data_summary, environment, load_for, outcome_document, resolve_data_spec
 from ecgaudit.attacks import build_attack
-from ecgaudit.attacks.harness import NullReporter, Reporter, run_attack, split_indices, transfer
+from ecgaudit.attacks.harness import NullReporter, Reporter, run_attack, split_indices
 from ecgaudit.attacks.scar import SCAR
+from ecgaudit.attacks.transfer import transfer
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.gate import evaluate_rules, regressions

@@ -1,26 +1,24 @@
-"""The harness: splits, targets, and measurement. It projects what attacks return and measures every
-success figure on the vendor's runtime (`ModelAdapter.predict`), never on the surrogate.
+"""The harness: splits, targets, and one attack run. It projects what attacks return onto the constraint they
+declare and measures every success figure on the vendor's runtime (`ModelAdapter.predict`), never on the
+surrogate (`ecgaudit.attacks.measure`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, UniversalAttack, no_progress
-from ecgaudit.constraints import PhysioConstraint
+from ecgaudit.attacks.measure import measure, measure_records
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.errors import AttackError
-from ecgaudit.evaluation import CleanEvaluation, evaluate_clean, is_correct
+from ecgaudit.evaluation import CleanEvaluation, evaluate_clean
 from ecgaudit.io import npy_bytes
-from ecgaudit.metrics import misdiagnosis, per_lead_norms, power_fraction_below, snr_db, ssim_1d, wilson
 from ecgaudit.models.interface import ModelAdapter
 
 
@@ -78,61 +76,6 @@ def perturbation_sha256(v: np.ndarray) -> str:
     return hashlib.sha256(npy_bytes(v)).hexdigest()
 
 
-def measure(
-    model: ModelAdapter,
-    dataset: EcgDataset,
-    clean: CleanEvaluation,
-    delta: np.ndarray,
-    *,
-    cutoff_hz: float | None,
-    progress: ProgressFn = no_progress,
-) -> dict[str, Any]:
-    """Every metric of one perturbation (universal `(L, T)` or per-record `(N, L, T)`), on the runtime."""
-    return measure_records(model, dataset, clean, delta, cutoff_hz=cutoff_hz, progress=progress)[0]
-
-
-def measure_records(
-    model: ModelAdapter,
-    dataset: EcgDataset,
-    clean: CleanEvaluation,
-    delta: np.ndarray,
-    *,
-    cutoff_hz: float | None,
-    progress: ProgressFn = no_progress,
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """`measure`, plus per record whether the decision changed `(N,)` and the adversarial decisions."""
-    x_adv = dataset.X + delta
-    probabilities = []
-    batch = 64
-    for start in range(0, dataset.n_records, batch):
-        probabilities.append(model.predict(x_adv[start : start + batch]))
-        progress(min(start + batch, dataset.n_records), dataset.n_records)
-    adv_decisions = model.decide(np.concatenate(probabilities))
-    multilabel = model.card.multilabel
-    fooled = np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions
-    n = dataset.n_records
-    metrics: dict[str, Any] = {"n_records": n, "fooling_rate": wilson(int(fooled.sum()), n).to_dict()}
-    if clean.labels is not None and clean.correct is not None:
-        labelled = np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0
-        correct_adv = is_correct(adv_decisions, clean.labels, multilabel)
-        was_correct = clean.correct & labelled
-        metrics["attack_success_rate"] = wilson(
-            int((was_correct & ~correct_adv).sum()), int(was_correct.sum())
-        ).to_dict()
-        metrics["robust_accuracy"] = wilson(int((correct_adv & labelled).sum()), int(labelled.sum())).to_dict()
-        metrics["clean_accuracy"] = wilson(int(was_correct.sum()), int(labelled.sum())).to_dict()
-    full = np.broadcast_to(delta, dataset.X.shape)
-    metrics["snr_db"] = snr_db(dataset.X, full)
-    metrics["ssim"] = ssim_1d(dataset.X, x_adv, dataset.fs)
-    metrics["linf_mv"] = float(np.abs(delta).max())
-    metrics["per_lead"] = per_lead_norms(delta, dataset.leads)
-    if cutoff_hz is not None:
-        metrics["power_below_cutoff"] = power_fraction_below(delta, dataset.fs, cutoff_hz)
-        metrics["cutoff_hz"] = cutoff_hz
-    metrics["misdiagnosis"] = misdiagnosis(clean.decisions, adv_decisions, model.card.classes)
-    return metrics, fooled, adv_decisions
-
-
 @dataclass
 class AttackOutcome:
     """What one attack did on one model: parameters, the perturbation, metrics and timings."""
@@ -173,113 +116,33 @@ def run_attack(
     generator = torch.Generator().manual_seed(seed)
     clean_eval = clean_eval or evaluate_clean(model, evaluation)
     started = time.perf_counter()
+    # The harness enforces the budget whatever the attack returned (foolbox's rule: never trust the attack).
+    clip = attack.constraint.project
     if isinstance(attack, UniversalAttack):
         if craft is None:
             raise AttackError(f"{attack.name} is universal and needs a craft split.")
-        clean_craft = evaluate_clean(model, craft)
-        targets = attack_targets(model, craft, clean_craft)
-        result = attack.craft(
-            model,
-            torch.from_numpy(craft.X),
-            targets,
-            generator=generator,
-            progress=reporter.task(f"{attack.name}: crafting", 1),
-        )
-        constraint: PhysioConstraint = attack.constraint  # type: ignore[attr-defined]
-        # The harness enforces the budget whatever the attack returned.
-        v = constraint.project(result.perturbation.detach()).numpy().astype(np.float32)
-        crafted = time.perf_counter()
-        metrics, fooled, adv = measure_records(
-            model,
-            evaluation,
-            clean_eval,
-            v,
-            cutoff_hz=constraint.cutoff_hz,
-            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records),
-        )
-        variants = {
-            name: measure(
-                model,
-                evaluation,
-                clean_eval,
-                constraint.project(extra.detach()).numpy(),
-                cutoff_hz=constraint.cutoff_hz,
-            )
-            for name, extra in result.extras.items()
-        }
-        done = time.perf_counter()
-        return AttackOutcome(
-            attack.name,
-            attack.params(),
-            True,
-            v,
-            metrics,
-            craft.n_records,
-            evaluation.n_records,
-            {"craft": crafted - started, "evaluate": done - crafted},
-            variants,
-            result.info,
-            fooled,
-            adv,
-        )
-    targets = attack_targets(model, evaluation, clean_eval)
-    delta = attack.perturb(
-        model,
-        torch.from_numpy(evaluation.X),
-        targets,
-        generator=generator,
-        progress=reporter.task(f"{attack.name}: perturbing", 1),
-    )
-    eps = attack.eps_tensor(evaluation.X.shape[1])  # type: ignore[attr-defined]
-    delta_np = torch.maximum(torch.minimum(delta.detach(), eps), -eps).numpy().astype(np.float32)
+        targets = attack_targets(model, craft, evaluate_clean(model, craft))
+        result = attack.craft(model, torch.from_numpy(craft.X), targets, generator=generator,
+                              progress=reporter.task(f"{attack.name}: crafting", 1))
+        delta = clip(result.perturbation.detach()).numpy().astype(np.float32)
+        cutoff_hz = attack.constraint.cutoff_hz
+        n_craft = craft.n_records
+    else:
+        targets = attack_targets(model, evaluation, clean_eval)
+        perturbed = attack.perturb(model, torch.from_numpy(evaluation.X), targets, generator=generator,
+                                   progress=reporter.task(f"{attack.name}: perturbing", 1))
+        delta = clip(perturbed.detach()).numpy().astype(np.float32)
+        cutoff_hz, n_craft, result = None, 0, None
     crafted = time.perf_counter()
-    metrics, fooled, adv = measure_records(
-        model,
-        evaluation,
-        clean_eval,
-        delta_np,
-        cutoff_hz=None,
-        progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records),
-    )
+    metrics, fooled, adv = measure_records(model, evaluation, clean_eval, delta, cutoff_hz=cutoff_hz,
+                                           progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
+    variants = {} if result is None else {
+        name: measure(model, evaluation, clean_eval, clip(extra.detach()).numpy(), cutoff_hz=cutoff_hz)
+        for name, extra in result.extras.items()
+    }
     done = time.perf_counter()
     return AttackOutcome(
-        attack.name,
-        attack.params(),
-        False,
-        None,
-        metrics,
-        0,
-        evaluation.n_records,
-        {"craft": crafted - started, "evaluate": done - crafted},
-        fooled=fooled,
-        adversarial_decisions=adv,
-        record_perturbations=delta_np,
+        attack.name, attack.params(), attack.universal, delta if attack.universal else None, metrics, n_craft,
+        evaluation.n_records, {"craft": crafted - started, "evaluate": done - crafted}, variants,
+        {} if result is None else result.info, fooled, adv, None if attack.universal else delta,
     )
-
-
-def conform_perturbation(v: np.ndarray, source_fs: float, target_fs: float, n_samples: int) -> np.ndarray:
-    """Carry a perturbation to another model's rate and length (resample, then crop or zero-pad)."""
-    from fractions import Fraction
-
-    if source_fs != target_fs:
-        ratio = Fraction(target_fs / source_fs).limit_denominator(1000)
-        v = resample_poly(v, ratio.numerator, ratio.denominator, axis=-1)
-    if v.shape[-1] >= n_samples:
-        return np.ascontiguousarray(v[..., :n_samples], dtype=np.float32)
-    return np.pad(v, ((0, 0), (0, n_samples - v.shape[-1]))).astype(np.float32)
-
-
-def transfer(
-    v: np.ndarray,
-    source_fs: float,
-    target: ModelAdapter,
-    evaluation: EcgDataset,
-    *,
-    cutoff_hz: float | None,
-    source_leads: Sequence[str],
-) -> dict[str, Any]:
-    """Measure a crafted universal perturbation on another model (and/or dataset), on its runtime."""
-    lead_index = [list(source_leads).index(lead) for lead in target.card.leads]
-    carried = conform_perturbation(v[lead_index], source_fs, target.card.fs, target.card.n_samples)
-    clean = evaluate_clean(target, evaluation)
-    return measure(target, evaluation, clean, carried, cutoff_hz=cutoff_hz)

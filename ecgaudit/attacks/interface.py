@@ -1,7 +1,8 @@
 """What every attack shares: two small bases, the loss, and the progress callback.
 
 Attacks know only a model adapter, tensors and their parameters; they never read files or print.
-The harness (`ecgaudit.attacks.harness`) projects what they return and measures success itself.
+Each declares the constraint it works within; the harness (`ecgaudit.attacks.harness`) projects what they
+return onto it and measures success itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ecgaudit.constraints import LinfBox, PhysioConstraint
 from ecgaudit.models.interface import ModelAdapter
 
 ProgressFn = Callable[[int, int], None]
@@ -60,10 +62,14 @@ class UniversalResult:
 
 
 class UniversalAttack(ABC):
-    """Crafts one perturbation for all records on a craft split."""
+    """Crafts one perturbation for all records on a craft split.
+
+    `constraint` is the set the perturbation must lie in; the harness projects whatever `craft` returns onto it.
+    """
 
     name: ClassVar[str]
     universal: ClassVar[bool] = True
+    constraint: PhysioConstraint
 
     @abstractmethod
     def craft(
@@ -78,10 +84,15 @@ class UniversalAttack(ABC):
 
 
 class PerSampleAttack(ABC):
-    """Perturbs each record on its own."""
+    """Perturbs each record on its own, within the L∞ box `constraint` (the harness clips to it)."""
 
     name: ClassVar[str]
     universal: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def constraint(self) -> LinfBox:
+        """The per-record L∞ box, in mV."""
 
     @abstractmethod
     def perturb(

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, attack_loss, no_progress
+from ecgaudit.constraints import LinfBox
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
 
@@ -32,7 +33,7 @@ class PGD(PerSampleAttack):
 
     def __post_init__(self) -> None:
         eps = self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,)
-        if any(not e > 0 for e in eps):
+        if not eps or any(not e > 0 for e in eps):
             raise AttackError(f"pgd: eps_mv must be positive; got {self.eps_mv}.")
         if self.steps < 1 or self.batch_size < 1:
             raise AttackError("pgd: steps and batch_size must be at least 1.")
@@ -46,15 +47,16 @@ class PGD(PerSampleAttack):
             out["step_mv"] = steps if isinstance(self.eps_mv, tuple) else steps[0]
         return out
 
-    def eps_tensor(self, n_leads: int) -> torch.Tensor:
-        eps = self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,) * n_leads
-        return torch.tensor(eps, dtype=torch.float32).view(1, -1, 1)
+    @property
+    def constraint(self) -> LinfBox:
+        return LinfBox(self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,))
 
     def perturb(
         self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
         progress: ProgressFn = no_progress,
     ) -> torch.Tensor:
-        eps = self.eps_tensor(x_mv.shape[1])
+        box = self.constraint
+        eps = box.eps_tensor(x_mv)
         # Madry's 2.5·ε/steps, lead by lead: a per-lead budget gets a per-lead step.
         step = eps * (2.5 / self.steps) if self.step_mv is None else torch.full_like(eps, self.step_mv)
         out = torch.empty_like(x_mv)
@@ -70,7 +72,7 @@ class PGD(PerSampleAttack):
                 delta.requires_grad_(True)
                 loss = attack_loss(model, model.torch_forward(x + delta), y)
                 (grad,) = torch.autograd.grad(loss, delta)
-                delta = torch.maximum(torch.minimum(delta.detach() + step * grad.sign(), eps), -eps)
+                delta = box.project(delta.detach() + step * grad.sign())
                 progress(start * self.steps + (i + 1) * len(x), total)
             out[start : start + len(x)] = delta
         return out

@@ -1,0 +1,70 @@
+"""Measurement: every metric of one perturbation, with each success figure taken on the vendor's runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ecgaudit.attacks.interface import ProgressFn, no_progress
+from ecgaudit.data.interface import EcgDataset
+from ecgaudit.evaluation import CleanEvaluation, is_correct
+from ecgaudit.metrics import misdiagnosis, per_lead_norms, power_fraction_below, snr_db, ssim_1d, wilson
+from ecgaudit.models.interface import ModelAdapter
+
+
+def measure(
+    model: ModelAdapter,
+    dataset: EcgDataset,
+    clean: CleanEvaluation,
+    delta: np.ndarray,
+    *,
+    cutoff_hz: float | None,
+    progress: ProgressFn = no_progress,
+) -> dict[str, Any]:
+    """Every metric of one perturbation (universal `(L, T)` or per-record `(N, L, T)`), on the runtime."""
+    return measure_records(model, dataset, clean, delta, cutoff_hz=cutoff_hz, progress=progress)[0]
+
+
+def measure_records(
+    model: ModelAdapter,
+    dataset: EcgDataset,
+    clean: CleanEvaluation,
+    delta: np.ndarray,
+    *,
+    cutoff_hz: float | None,
+    progress: ProgressFn = no_progress,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """`measure`, plus per record whether the decision changed `(N,)` and the adversarial decisions."""
+    x_adv = dataset.X + delta
+    probabilities = []
+    batch = 64
+    for start in range(0, dataset.n_records, batch):
+        probabilities.append(model.predict(x_adv[start : start + batch]))
+        progress(min(start + batch, dataset.n_records), dataset.n_records)
+    adv_decisions = model.decide(np.concatenate(probabilities))
+    multilabel = model.card.multilabel
+    fooled = np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions
+    n = dataset.n_records
+    metrics: dict[str, Any] = {"n_records": n, "fooling_rate": wilson(int(fooled.sum()), n).to_dict()}
+    if clean.labels is not None and clean.correct is not None:
+        labelled = np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0
+        correct_adv = is_correct(adv_decisions, clean.labels, multilabel)
+        was_correct = clean.correct & labelled
+        metrics["attack_success_rate"] = wilson(
+            int((was_correct & ~correct_adv).sum()), int(was_correct.sum())
+        ).to_dict()
+        metrics["robust_accuracy"] = wilson(int((correct_adv & labelled).sum()), int(labelled.sum())).to_dict()
+        metrics["clean_accuracy"] = wilson(int(was_correct.sum()), int(labelled.sum())).to_dict()
+    full = np.broadcast_to(delta, dataset.X.shape)
+    metrics["snr_db"] = snr_db(dataset.X, full)
+    metrics["ssim"] = ssim_1d(dataset.X, x_adv, dataset.fs)
+    metrics["linf_mv"] = float(np.abs(delta).max())
+    metrics["per_lead"] = per_lead_norms(delta, dataset.leads)
+    if cutoff_hz is not None:
+        metrics["power_below_cutoff"] = power_fraction_below(delta, dataset.fs, cutoff_hz)
+        metrics["cutoff_hz"] = cutoff_hz
+    metrics["misdiagnosis"] = misdiagnosis(clean.decisions, adv_decisions, model.card.classes)
+    return metrics, fooled, adv_decisions
+
+
