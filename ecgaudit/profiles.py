@@ -23,7 +23,12 @@ RATE_METRICS = ("accuracy", "fooling_rate", "attack_success_rate", "robust_accur
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads(resources.files("ecgaudit").joinpath("schemas/profile.schema.json").read_text())
+    from ecgaudit.attacks.registry import schema_enums
+
+    schema = json.loads(resources.files("ecgaudit").joinpath("schemas/profile.schema.json").read_text())
+    for name, values in schema_enums().items():
+        schema["$defs"][name]["enum"] = values
+    return schema
 
 
 def builtin_names() -> list[str]:

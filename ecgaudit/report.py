@@ -14,7 +14,11 @@ from ecgaudit.errors import ReportError
 
 @cache
 def report_schema() -> dict[str, Any]:
-    return json.loads(resources.files("ecgaudit").joinpath("schemas/report.schema.json").read_text())
+    from ecgaudit.attacks.registry import schema_enums
+
+    schema = json.loads(resources.files("ecgaudit").joinpath("schemas/report.schema.json").read_text())
+    schema["$defs"]["attack_name"]["enum"] = schema_enums()["attack_name"]
+    return schema
 
 
 def schema_errors(report: Any) -> list[str]:

@@ -145,3 +145,39 @@ def test_missing_profile_file_is_exit_2(run_cli, no_model_work, tmp_path: Path) 
     assert code == 2, err
     assert "Traceback" not in out + err
     assert_one_sentence(err, "absent.toml")
+
+
+def test_attack_registry_cli_choices_and_schema_enums_agree() -> None:
+    """One registry: the CLI's --attack choices and both schemas' enums are exactly its names."""
+    import json
+    from importlib import resources
+
+    from ecgaudit._cli.attack import AttackName
+    from ecgaudit.attacks import ATTACKS
+    from ecgaudit.report import report_schema
+
+    names = list(ATTACKS)
+    assert [member.value for member in AttackName] == names
+    sweepable = [n for n, spec in ATTACKS.items() if spec.sweepable]
+    for schema_file in ("profile.schema.json", "report.schema.json"):
+        shipped = json.loads(resources.files("ecgaudit").joinpath(f"schemas/{schema_file}").read_text())
+        assert shipped["$defs"]["attack_name"]["enum"] == names, f"{schema_file} is stale"
+    shipped = json.loads(resources.files("ecgaudit").joinpath("schemas/profile.schema.json").read_text())
+    assert shipped["$defs"]["sweepable_attack_name"]["enum"] == sweepable
+    assert report_schema()["$defs"]["attack_name"]["enum"] == names
+
+
+def test_every_registered_attack_is_accepted_by_profiles_and_builds_with_defaults() -> None:
+    from ecgaudit.attacks import ATTACKS, build_attack
+    from ecgaudit.leads import STANDARD_LEADS
+    from ecgaudit.profiles import validate_profile
+
+    for name, spec in ATTACKS.items():
+        data = {"profile": {"name": "x", "version": "1", "description": ""},
+                "data": {"n_craft": 1, "n_eval": 1, "seed": 0}, "attacks": [{"id": "a", "attack": name}],
+                "gate": {"regression_tolerance": 0.1, "rules": [{"id": "r", "metric": "accuracy", "op": ">=",
+                                                                 "threshold": 0.5, "why": "w"}]}}
+        validate_profile(data, "test")
+        attack = build_attack(name, fs=250, leads=STANDARD_LEADS, params={})
+        assert attack.universal == spec.universal
+        assert attack.name == name

@@ -27,6 +27,7 @@ from ecgaudit._cli._model_options import (
 )
 from ecgaudit._cli._progress import RichReporter
 from ecgaudit.attack_job import DEFAULT_DATA, AttackJob, run_attack_job
+from ecgaudit.attacks import ATTACKS
 from ecgaudit.errors import AttackError
 from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
 from ecgaudit.models import load_model
@@ -35,11 +36,8 @@ from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
 
 
-class AttackName(StrEnum):
-    pgd = "pgd"
-    uap_deepfool = "uap-deepfool"
-    scar = "scar"
-    scar_stealth = "scar-stealth"
+AttackName = StrEnum("AttackName", {name.replace("-", "_"): name for name in ATTACKS})  # type: ignore[misc]
+"""The `--attack` choices: the registry's names."""
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:

@@ -69,3 +69,9 @@ class SCAR(UniversalAttack):
                     v = self.constraint.project(v + step_l2 * smoothed / norm)
                 progress(epoch * n + min(start + self.batch_size, n), total)
         return UniversalResult(perturbation=v, info={"steps": self.epochs * math.ceil(n / self.batch_size)})
+
+
+class StealthSCAR(SCAR):
+    """SCAR with a 5 Hz cutoff (paper §4.3): the perturbation is meant to be invisible to a reader."""
+
+    name = "scar-stealth"
