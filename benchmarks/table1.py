@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ecgaudit.attack_job import AttackJob, run_attack_job
 from ecgaudit.models import load_model
+from ecgaudit.scan import attack_document, execute, plan_attack
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"
@@ -43,17 +43,15 @@ def main() -> None:
     results = {}
     for attack in ("uap-deepfool", "scar"):
         started = time.perf_counter()
-        job = AttackJob(model=source, attack=attack, n_craft=args.n_craft, n_eval=args.n_eval, seed=args.seed,
-                        transfer_models=targets, transfer_data=extra_data)
-        doc, _ = run_attack_job(job)
+        plan = plan_attack(source, attack, n_craft=args.n_craft, n_eval=args.n_eval, seed=args.seed,
+                           transfer_models=targets, transfer_data=extra_data)
+        doc = attack_document(execute(plan))
         doc["wall_s"] = time.perf_counter() - started
         results[attack] = doc
-    pgd_job = AttackJob(model=source, attack="pgd", params={"eps_mv": 0.1, "steps": 10}, n_craft=1,
-                        n_eval=args.n_eval, seed=args.seed)
-    results["pgd-0.1mV"], _ = run_attack_job(pgd_job)
-    pgd_small = AttackJob(model=source, attack="pgd", params={"eps_mv": 0.01, "steps": 10}, n_craft=1,
-                          n_eval=args.n_eval, seed=args.seed)
-    results["pgd-10uV"], _ = run_attack_job(pgd_small)
+    for name, eps_mv in (("pgd-0.1mV", 0.1), ("pgd-10uV", 0.01)):
+        plan = plan_attack(source, "pgd", params={"eps_mv": eps_mv, "steps": 10}, n_craft=1, n_eval=args.n_eval,
+                           seed=args.seed)
+        results[name] = attack_document(execute(plan))
 
     base, scar = results["uap-deepfool"], results["scar"]
     print(f"Fooling rate, % [95% CI]; craft {args.n_craft} / eval {args.n_eval} synthetic records, seed {args.seed}")

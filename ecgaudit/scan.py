@@ -1,44 +1,82 @@
-"""`ecgaudit scan`: a profile's whole battery on one model, gated, as one report document."""
+"""The one pipeline behind `ecgaudit scan` and `ecgaudit attack`: `plan()` then `execute()`.
+
+`plan_scan` / `plan_attack` do all the failing that can happen before model work: every attack is built (so a
+parameter the attack rejects is found before the first one runs), transfer lead maps are resolved, and the data
+spec is settled. `execute` loads the data, evaluates clean records, runs the planned attacks, transfers, sweeps
+and gates, and returns one report document. `attack` is a plan with one attack and no gate.
+"""
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ecgaudit import __version__
-from ecgaudit.attack_job import data_summary, environment, load_for, outcome_document, resolve_data_spec
 from ecgaudit.attacks import build_attack
-from ecgaudit.attacks.harness import NullReporter, Reporter, run_attack, split_indices
-from ecgaudit.attacks.scar import SCAR
-from ecgaudit.attacks.transfer import transfer
-from ecgaudit.data.interface import EcgDataset
-from ecgaudit.evaluation import evaluate_clean
-from ecgaudit.gate import evaluate_rules, regressions
-from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.errors import AttackError
 from ecgaudit.profiles import Profile
-from ecgaudit.sensitivity import amplitude_sweep
+
+if TYPE_CHECKING:
+    from ecgaudit.attacks.harness import AttackOutcome, Reporter
+    from ecgaudit.attacks.interface import PerSampleAttack, UniversalAttack
+    from ecgaudit.attacks.scar import SCAR
+    from ecgaudit.data.interface import EcgDataset
+    from ecgaudit.models.interface import ModelAdapter
 
 SCHEMA_VERSION = "1"
+DEFAULT_DATA = "builtin:synthetic"
+N_SAMPLES_KEPT = 3
+"""Eval records kept (clean, with each attack's perturbation) for the PDF and `--export-wfdb`."""
 
 
 @dataclass(frozen=True)
 class ScanConfig:
     model: ModelAdapter
     profile: Profile
-    data: str = "builtin:synthetic"
+    data: str = DEFAULT_DATA
     seed: int | None = None
     """Overrides the profile's seed when given."""
     transfer_models: Sequence[ModelAdapter] = ()
     baseline: dict[str, Any] | None = None
 
 
-N_SAMPLES_KEPT = 3
-"""Eval records kept (clean, with each attack's perturbation) for the PDF and `--export-wfdb`."""
+@dataclass(frozen=True)
+class PlannedAttack:
+    id: str
+    attack: UniversalAttack | PerSampleAttack
+    transfer: bool
+    """Measure its universal perturbation on the transfer models too."""
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    model: ModelAdapter
+    lead_index: tuple[int, ...]
+    """For each of the target's leads, its index among the source model's leads."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run will do, checked before any model work."""
+
+    model: ModelAdapter
+    profile: Profile | None
+    """None for `ecgaudit attack` (no gate)."""
+    data_spec: str
+    seed: int
+    n_craft: int
+    n_eval: int
+    attacks: tuple[PlannedAttack, ...]
+    transfer_targets: tuple[TransferTarget, ...] = ()
+    transfer_data: tuple[str, ...] = ()
+    sweep: tuple[SCAR, tuple[float, ...]] | None = None
+    baseline: dict[str, Any] | None = None
 
 
 @dataclass
@@ -53,9 +91,95 @@ class ScanResult:
         return self.report["gate"]["verdict"] == "PASS"
 
 
+# ---- planning ---------------------------------------------------------------------------------------------------
+
+def resolve_data_spec(spec: str, n_records: int) -> str:
+    """`builtin:synthetic` without options generates exactly the records the splits need."""
+    return f"{DEFAULT_DATA}:n={n_records}" if spec == DEFAULT_DATA else spec
+
+
+def _transfer_targets(model: ModelAdapter, targets: Sequence[ModelAdapter]) -> tuple[TransferTarget, ...]:
+    source = list(model.card.leads)
+    resolved = []
+    for target in targets:
+        missing = [lead for lead in target.card.leads if lead not in source]
+        if missing:
+            raise AttackError(
+                f"cannot transfer to {target.path.name}: it takes lead(s) {', '.join(missing)}, which "
+                f"{model.path.name} does not have, so no perturbation exists for them."
+            )
+        resolved.append(TransferTarget(target, tuple(source.index(lead) for lead in target.card.leads)))
+    return tuple(resolved)
+
+
+def plan_scan(config: ScanConfig) -> Plan:
+    """Build every attack of the profile, resolve transfer lead maps and the data spec; raise on any error."""
+    profile, card = config.profile, config.model.card
+    settings = profile.data["data"]
+    seed = settings["seed"] if config.seed is None else config.seed
+    if seed < 0:
+        raise AttackError(f"the seed must be a non-negative integer; got {seed}.")
+    transfer_ids = set(profile.data.get("transfer", {}).get("attacks", []))
+    attacks = tuple(
+        PlannedAttack(entry["id"], build_attack(entry["attack"], fs=card.fs, leads=card.leads,
+                                                params=entry.get("params")), entry["id"] in transfer_ids)
+        for entry in profile.attacks
+    )
+    sweep = None
+    if profile.data.get("sweep"):
+        settings_sweep = profile.data["sweep"]
+        sweep_attack = build_attack(settings_sweep["attack"], fs=card.fs, leads=card.leads,
+                                    params=settings_sweep.get("params"))
+        chest = tuple(float(v) for v in settings_sweep["chest_eps_mv"])
+        for value in chest:  # builds each point's constraint now, so a bad amplitude fails before any work
+            sweep_attack.constraint.with_chest_eps(value, card.leads)  # type: ignore[union-attr]
+        sweep = (sweep_attack, chest)
+    n_craft, n_eval = settings["n_craft"], settings["n_eval"]
+    return Plan(
+        model=config.model, profile=profile, data_spec=resolve_data_spec(config.data, n_craft + n_eval), seed=seed,
+        n_craft=n_craft, n_eval=n_eval, attacks=attacks,
+        transfer_targets=_transfer_targets(config.model, config.transfer_models), sweep=sweep,
+        baseline=config.baseline,
+    )
+
+
+def plan_attack(
+    model: ModelAdapter, name: str, *, params: dict[str, Any] | None = None, data: str = DEFAULT_DATA,
+    n_craft: int = 200, n_eval: int = 200, seed: int = 0, transfer_models: Sequence[ModelAdapter] = (),
+    transfer_data: Sequence[str] = (), sweep_chest_mv: Sequence[float] = (),
+) -> Plan:
+    """One attack (the `attack` command): no profile, no gate; optional transfer and amplitude sweep."""
+    card = model.card
+    if n_craft < 1 or n_eval < 1:
+        raise AttackError("craft and eval splits need at least one record each.")
+    if seed < 0:
+        raise AttackError(f"the seed must be a non-negative integer; got {seed}.")
+    attack = build_attack(name, fs=card.fs, leads=card.leads, params=params)
+    sweep = None
+    if sweep_chest_mv:
+        if not getattr(attack.constraint, "cutoff_hz", None) or not attack.universal:
+            raise AttackError("--sweep applies to scar and scar-stealth only.")
+        sweep = (attack, tuple(float(v) for v in sweep_chest_mv))
+    return Plan(
+        model=model, profile=None, data_spec=resolve_data_spec(data, n_craft + n_eval), seed=seed, n_craft=n_craft,
+        n_eval=n_eval, attacks=(PlannedAttack(name, attack, True),),
+        transfer_targets=_transfer_targets(model, transfer_models), transfer_data=tuple(transfer_data),
+        sweep=sweep,  # type: ignore[arg-type]
+    )
+
+
+# ---- execution --------------------------------------------------------------------------------------------------
+
+def load_for(model: ModelAdapter, spec: str) -> EcgDataset:
+    from ecgaudit.data import load_dataset
+
+    card = model.card
+    return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads)
+
+
 @dataclass(frozen=True)
 class Splits:
-    """The scan's data: the resolved source, all records, and the disjoint craft and eval splits."""
+    """The run's data: the resolved source, all records, and the disjoint craft and eval splits."""
 
     spec: str
     dataset: EcgDataset
@@ -80,22 +204,63 @@ class Splits:
 def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) -> Splits:
     """Load the data at the model's rate and draw the profile's craft/eval split with `seed`."""
     settings = profile.data["data"]
-    spec = resolve_data_spec(data, settings["n_craft"] + settings["n_eval"])
+    return _splits(model, resolve_data_spec(data, settings["n_craft"] + settings["n_eval"]), settings["n_craft"],
+                   settings["n_eval"], seed)
+
+
+def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int) -> Splits:
+    from ecgaudit.attacks.harness import split_indices
+
     dataset = load_for(model, spec)
-    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=settings["n_craft"], n_eval=settings["n_eval"],
-                                        seed=seed)
+    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=n_craft, n_eval=n_eval, seed=seed)
     return Splits(spec, dataset, craft_idx, eval_idx)
 
 
-def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult:
-    """Load data, evaluate clean, run every profile attack, transfer, sweep, then gate."""
+def data_summary(dataset: EcgDataset) -> dict[str, Any]:
+    return {
+        "source": dataset.source, "fs": dataset.fs, "n_records": dataset.n_records,
+        "manifest_sha256": dataset.manifest_sha256,
+        "quality_issues": [{"record": q.record_id, "lead": q.lead, "kind": q.kind} for q in dataset.quality],
+    }
+
+
+def environment() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    return {
+        "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+
+
+def outcome_document(outcome: AttackOutcome) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "attack": outcome.attack, "params": outcome.params, "universal": outcome.universal,
+        "n_craft": outcome.n_craft, "n_eval": outcome.n_eval, "metrics": outcome.metrics,
+        "seconds": outcome.seconds, "info": outcome.info,
+    }
+    if outcome.variants:
+        doc["variants"] = outcome.variants
+    if outcome.perturbation is not None:
+        doc["perturbation"] = {"shape": list(outcome.perturbation.shape), "unit": "mV",
+                               "sha256": outcome.perturbation_sha256}
+    return doc
+
+
+def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
+    """Load data, evaluate clean, run every planned attack, transfer, sweep, then gate (scans only)."""
+    from ecgaudit.attacks.harness import NullReporter, run_attack
+    from ecgaudit.attacks.transfer import transfer
+    from ecgaudit.evaluation import evaluate_clean
+    from ecgaudit.sensitivity import amplitude_sweep
+
     reporter = reporter or NullReporter()
     started = time.perf_counter()
-    model, profile = config.model, config.profile
-    seed = profile.data["data"]["seed"] if config.seed is None else config.seed
+    model, profile, seed = plan.model, plan.profile, plan.seed
     card = model.card
-    splits = prepare_splits(model, profile, config.data, seed)
-    spec, eval_idx = splits.spec, splits.eval_idx
+    splits = _splits(model, plan.data_spec, plan.n_craft, plan.n_eval, seed)
     craft, evaluation = splits.craft, splits.evaluation
     model.check_parity(evaluation.X[:16])
     stage = reporter.task("clean evaluation", evaluation.n_records)
@@ -107,8 +272,6 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ecgaudit", "version": __version__},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "profile": {"name": profile.name, "version": profile.data["profile"]["version"], "source": profile.source,
-                    "sha256": profile.sha256, "resolved": profile.data},
         "model": model.describe(),
         "data": splits.summary(seed),
         "environment": environment(),
@@ -116,51 +279,87 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
         "clean": clean.to_dict(card.classes),
         "attacks": [],
         "transfer": [],
+        "transfer_data": [],
         "sweep": None,
     }
+    if profile is not None:
+        report["profile"] = {"name": profile.name, "version": profile.data["profile"]["version"],
+                             "source": profile.source, "sha256": profile.sha256, "resolved": profile.data}
     result = ScanResult(report)
-    transfer_ids = set(profile.data.get("transfer", {}).get("attacks", []))
     outcomes = {}
-    targets = [(t, load_for(t, spec).subset(eval_idx)) for t in config.transfer_models]
-    for entry in profile.attacks:
+    targets = [(t, load_for(t.model, splits.spec).subset(splits.eval_idx)) for t in plan.transfer_targets]
+    other_data = [load_for(model, spec) for spec in plan.transfer_data]
+    for planned in plan.attacks:
         t0 = time.perf_counter()
-        attack = build_attack(entry["attack"], fs=card.fs, leads=card.leads, params=entry.get("params"))
-        outcome = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
-        doc = {"id": entry["id"], **outcome_document(outcome)}
-        if outcome.perturbation is not None:
-            doc["perturbation"]["path"] = f"perturbations/{entry['id']}.npy"
-            result.perturbations[entry["id"]] = outcome.perturbation
-            if entry["id"] in transfer_ids:
+        outcome = run_attack(planned.attack, model, craft, evaluation, seed=seed, reporter=reporter,
+                             clean_eval=clean)
+        doc = {"id": planned.id, **outcome_document(outcome)}
+        v = outcome.perturbation
+        if v is not None:
+            doc["perturbation"]["path"] = f"perturbations/{planned.id}.npy"
+            result.perturbations[planned.id] = v
+            cutoff_hz = planned.attack.constraint.cutoff_hz  # type: ignore[union-attr]
+            if planned.transfer:
                 for target, target_eval in targets:
-                    metrics = transfer(outcome.perturbation, card.fs, target, target_eval,
-                                       cutoff_hz=attack.constraint.cutoff_hz,  # type: ignore[union-attr]
-                                       source_leads=card.leads)
-                    report["transfer"].append({"attack": entry["id"], "model": str(target.path),
-                                               "sha256": target.sha256, "format": target.format,
+                    metrics = transfer(v, card.fs, target.model, target_eval, cutoff_hz=cutoff_hz,
+                                       lead_index=target.lead_index)
+                    report["transfer"].append({"attack": planned.id, "model": str(target.model.path),
+                                               "sha256": target.model.sha256, "format": target.model.format,
                                                "metrics": metrics})
+                for other in other_data:
+                    metrics = transfer(v, card.fs, model, other, cutoff_hz=cutoff_hz,
+                                       lead_index=tuple(range(len(card.leads))))
+                    report["transfer_data"].append({"attack": planned.id, "data": data_summary(other),
+                                                    "metrics": metrics})
         report["attacks"].append(doc)
-        outcomes[entry["id"]] = outcome
-        timings[entry["id"]] = time.perf_counter() - t0
+        outcomes[planned.id] = outcome
+        timings[planned.id] = time.perf_counter() - t0
     result.samples = keep_samples(evaluation, outcomes, clean.decisions, card.classes)
-    sweep = profile.data.get("sweep")
-    if sweep:
+    if plan.sweep is not None:
         t0 = time.perf_counter()
-        attack = build_attack(sweep["attack"], fs=card.fs, leads=card.leads, params=sweep.get("params"))
-        assert isinstance(attack, SCAR)
-        points = amplitude_sweep(attack, model, craft, evaluation, chest_mv=sweep["chest_eps_mv"], seed=seed,
+        sweep_attack, chest_mv = plan.sweep
+        points = amplitude_sweep(sweep_attack, model, craft, evaluation, chest_mv=chest_mv, seed=seed,
                                  reporter=reporter, clean_eval=clean)
-        report["sweep"] = {"attack": sweep["attack"], "params": attack.params(), "points": points}
+        report["sweep"] = {"attack": sweep_attack.name, "params": sweep_attack.params(), "points": points}
         timings["sweep"] = time.perf_counter() - t0
-
-    rules = evaluate_rules(report, profile.rules)
-    if config.baseline is not None:
-        rules += regressions(report, config.baseline, profile.rules, profile.data["gate"]["regression_tolerance"])
-        report["baseline"] = {"created": config.baseline.get("created"),
-                              "model_sha256": config.baseline.get("model", {}).get("sha256")}
-    report["gate"] = {"rules": rules, "verdict": "PASS" if all(r["passed"] for r in rules) else "FAIL"}
+    if profile is not None:
+        _gate(report, profile, plan.baseline)
     timings["total"] = time.perf_counter() - started
     report["timing_seconds"] = timings
     return result
+
+
+def _gate(report: dict[str, Any], profile: Profile, baseline: dict[str, Any] | None) -> None:
+    from ecgaudit.gate import evaluate_rules, regressions
+
+    rules = evaluate_rules(report, profile.rules)
+    if baseline is not None:
+        rules += regressions(report, baseline, profile.rules, profile.data["gate"]["regression_tolerance"])
+        report["baseline"] = {"created": baseline.get("created"),
+                              "model_sha256": baseline.get("model", {}).get("sha256")}
+    report["gate"] = {"rules": rules, "verdict": "PASS" if all(r["passed"] for r in rules) else "FAIL"}
+
+
+def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult:
+    """Plan, then execute, a profile's whole battery."""
+    return execute(plan_scan(config), reporter)
+
+
+def attack_document(result: ScanResult) -> dict[str, Any]:
+    """The `attack.json` document of a one-attack run: the attack's fields at the top level."""
+    report = result.report
+    (attack,) = report["attacks"]
+    doc = {key: report[key] for key in ("tool", "model", "data", "clean", "environment")}
+    doc["data"] = {k: v for k, v in doc["data"].items() if k != "splits"}
+    doc["splits"] = report["data"]["splits"]
+    doc.update({k: v for k, v in attack.items() if k != "id"})
+    if "perturbation" in doc:
+        doc["perturbation"] = {**doc["perturbation"], "path": "perturbation.npy"}
+    doc["transfer"] = [{k: v for k, v in t.items() if k != "attack"} for t in report["transfer"]]
+    doc["transfer_data"] = [{k: v for k, v in t.items() if k != "attack"} for t in report["transfer_data"]]
+    if report["sweep"] is not None:
+        doc["sweep"] = report["sweep"]["points"]
+    return doc
 
 
 def keep_samples(evaluation: Any, outcomes: dict[str, Any], clean_decisions: np.ndarray,

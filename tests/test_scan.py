@@ -154,12 +154,12 @@ def test_bad_profile_exits_2_and_writes_nothing(run_cli, tmp_path: Path) -> None
 
 
 def crash(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
-    import ecgaudit.scan as scan_lib
+    import ecgaudit.attacks.harness as harness
 
     def run_attack(*args: object, **kwargs: object) -> None:
         raise exc
 
-    monkeypatch.setattr(scan_lib, "run_attack", run_attack)
+    monkeypatch.setattr(harness, "run_attack", run_attack)
 
 
 def test_internal_failure_exits_3_says_bug_and_writes_no_report(

@@ -26,11 +26,11 @@ from ecgaudit._cli._model_options import (
     open_model,
 )
 from ecgaudit._cli._progress import RichReporter
-from ecgaudit.attack_job import DEFAULT_DATA, AttackJob, run_attack_job
 from ecgaudit.attacks import ATTACKS
 from ecgaudit.errors import AttackError
 from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
 from ecgaudit.models import load_model
+from ecgaudit.scan import DEFAULT_DATA, attack_document, execute, plan_attack
 from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
 HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
@@ -99,24 +99,15 @@ def attack(
         max_bytes=max_model_bytes,
     )
     targets = [load_model(path) for path in transfer_to or []]
-    if sweep and name.value not in ("scar", "scar-stealth"):
-        raise AttackError("--sweep applies to scar and scar-stealth only.")
-    job = AttackJob(
-        model=adapter,
-        attack=name.value,
-        params=parse_params(param or []),
-        data=data,
-        n_craft=n_craft,
-        n_eval=n_eval,
-        seed=seed,
-        transfer_models=targets,
-        transfer_data=tuple(transfer_data or ()),
+    plan = plan_attack(
+        adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval, seed=seed,
+        transfer_models=targets, transfer_data=tuple(transfer_data or ()),
         sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
     )
     with RichReporter(enabled=not quiet) as reporter:
-        document, perturbation = run_attack_job(job, reporter)
-    if perturbation is not None:
-        document["perturbation"]["path"] = "perturbation.npy"
+        result = execute(plan, reporter)
+    document = attack_document(result)
+    for perturbation in result.perturbations.values():
         atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
     atomic_write_bytes(out / "attack.json", json_bytes(document))
     _summary(document, out, Console())

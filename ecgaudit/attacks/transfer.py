@@ -33,10 +33,12 @@ def transfer(
     evaluation: EcgDataset,
     *,
     cutoff_hz: float | None,
-    source_leads: Sequence[str],
+    lead_index: Sequence[int],
 ) -> dict[str, Any]:
-    """Measure a crafted universal perturbation on another model (and/or dataset), on its runtime."""
-    lead_index = [list(source_leads).index(lead) for lead in target.card.leads]
-    carried = conform_perturbation(v[lead_index], source_fs, target.card.fs, target.card.n_samples)
+    """Measure a crafted universal perturbation on another model (and/or dataset), on its runtime.
+
+    `lead_index[i]` is the row of `v` that feeds the target's i-th lead (resolved when the run is planned).
+    """
+    carried = conform_perturbation(v[list(lead_index)], source_fs, target.card.fs, target.card.n_samples)
     clean = evaluate_clean(target, evaluation)
     return measure(target, evaluation, clean, carried, cutoff_hz=cutoff_hz)
