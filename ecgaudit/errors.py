@@ -10,6 +10,7 @@ class ExitCode(IntEnum):
     GATE_FAILED = 1
     BAD_INPUT = 2
     INTERNAL = 3
+    INCONCLUSIVE = 4
 
 
 class EcgauditError(Exception):

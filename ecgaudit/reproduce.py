@@ -44,7 +44,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         old = {**old, "gate": {"rules": [r for r in old["gate"]["rules"] if r.get("kind") != "regression"]}}
         new = {**new, "gate": {"rules": new["gate"]["rules"]}}
     drift = []
-    for section in ("seed", "data", "clean", "attacks", "transfer", "sweep", "gate"):
+    for section in ("seed", "data", "clean", "threat_models", "attacks", "transfer", "sweep", "indicators", "gate"):
         old_leaves, new_leaves = dict(_leaves(old.get(section), section)), dict(_leaves(new.get(section), section))
         for key in sorted(set(old_leaves) | set(new_leaves)):
             a, b = old_leaves.get(key, "<absent>"), new_leaves.get(key, "<absent>")

@@ -21,6 +21,7 @@ from ecgaudit import __version__
 from ecgaudit.attacks import build_attack
 from ecgaudit.errors import AttackError
 from ecgaudit.profiles import Profile
+from ecgaudit.threats import ThreatSettings, builtin_model_path
 
 if TYPE_CHECKING:
     from ecgaudit.attacks.harness import AttackOutcome, Reporter
@@ -44,6 +45,8 @@ class ScanConfig:
     """Overrides the profile's seed when given."""
     transfer_models: Sequence[ModelAdapter] = ()
     baseline: dict[str, Any] | None = None
+    surrogates: Sequence[str] = ()
+    """Extra reference surrogates for the transfer threat model (`--surrogate`), beside the profile's."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class Plan:
     transfer_data: tuple[str, ...] = ()
     sweep: tuple[SCAR, tuple[float, ...]] | None = None
     baseline: dict[str, Any] | None = None
+    threats: ThreatSettings = field(default_factory=ThreatSettings)
+    indicators: bool = True
+    """Compute the attack-failure indicators (scans); a bare `attack` run skips them."""
 
 
 @dataclass
@@ -89,6 +95,10 @@ class ScanResult:
     @property
     def passed(self) -> bool:
         return self.report["gate"]["verdict"] == "PASS"
+
+    @property
+    def verdict(self) -> str:
+        return str(self.report["gate"]["verdict"])
 
 
 # ---- planning ---------------------------------------------------------------------------------------------------
@@ -135,20 +145,42 @@ def plan_scan(config: ScanConfig) -> Plan:
             sweep_attack.constraint.with_chest_eps(value, card.leads)  # type: ignore[union-attr]
         sweep = (sweep_attack, chest)
     n_craft, n_eval = settings["n_craft"], settings["n_eval"]
+    threats = ThreatSettings.from_profile(profile.data.get("threat_models"))
+    threats = _with_surrogates(threats, threats.transfer + tuple(str(s) for s in config.surrogates))
     return Plan(
         model=config.model, profile=profile, data_spec=resolve_data_spec(config.data, n_craft + n_eval), seed=seed,
         n_craft=n_craft, n_eval=n_eval, attacks=attacks,
         transfer_targets=_transfer_targets(config.model, config.transfer_models), sweep=sweep,
-        baseline=config.baseline,
+        baseline=config.baseline, threats=threats,
     )
+
+
+def _with_surrogates(threats: ThreatSettings, specs: Sequence[str]) -> ThreatSettings:
+    """Check every surrogate spec names a bundled model or an existing file (before any model work)."""
+    from dataclasses import replace
+
+    from ecgaudit.errors import ModelError
+
+    unique = tuple(dict.fromkeys(specs))
+    for spec in unique:
+        path = builtin_model_path(spec)
+        if not path.is_file():
+            raise ModelError(f"surrogate model {spec} does not exist; give builtin:cnn or a model file path.")
+    return replace(threats, transfer=unique)
 
 
 def plan_attack(
     model: ModelAdapter, name: str, *, params: dict[str, Any] | None = None, data: str = DEFAULT_DATA,
     n_craft: int = 200, n_eval: int = 200, seed: int = 0, transfer_models: Sequence[ModelAdapter] = (),
     transfer_data: Sequence[str] = (), sweep_chest_mv: Sequence[float] = (),
+    threat_models: Sequence[str] = ("white-box", "bpda"), surrogates: Sequence[str] = ("builtin:cnn",),
+    queries: int | None = None,
 ) -> Plan:
-    """One attack (the `attack` command): no profile, no gate; optional transfer and amplitude sweep."""
+    """One attack (the `attack` command): no profile, no gate; optional transfer and amplitude sweep.
+
+    `threat_models` picks which of white-box, bpda, transfer and black-box run (default: the gradient ones);
+    `queries` is the black-box budget (universal: in all; per-record: per record).
+    """
     card = model.card
     if n_craft < 1 or n_eval < 1:
         raise AttackError("craft and eval splits need at least one record each.")
@@ -160,11 +192,22 @@ def plan_attack(
         if not getattr(attack.constraint, "cutoff_hz", None) or not attack.universal:
             raise AttackError("--sweep applies to scar and scar-stealth only.")
         sweep = (attack, tuple(float(v) for v in sweep_chest_mv))
+    from ecgaudit.threats import THREAT_MODELS
+
+    unknown = [t for t in threat_models if t not in THREAT_MODELS]
+    if unknown:
+        raise AttackError(f"unknown threat model '{unknown[0]}'; choose from {', '.join(THREAT_MODELS)}.")
+    defaults = ThreatSettings()
+    budget = queries or (defaults.queries_universal if attack.universal else defaults.queries_per_record)
+    threats = ThreatSettings(
+        white_box="white-box" in threat_models, bpda="bpda" in threat_models,
+        transfer=tuple(surrogates) if "transfer" in threat_models else (), black_box="black-box" in threat_models,
+        queries_universal=budget, queries_per_record=budget)
     return Plan(
         model=model, profile=None, data_spec=resolve_data_spec(data, n_craft + n_eval), seed=seed, n_craft=n_craft,
         n_eval=n_eval, attacks=(PlannedAttack(name, attack, True),),
         transfer_targets=_transfer_targets(model, transfer_models), transfer_data=tuple(transfer_data),
-        sweep=sweep,  # type: ignore[arg-type]
+        sweep=sweep, threats=_with_surrogates(threats, threats.transfer), indicators=False,  # type: ignore[arg-type]
     )
 
 
@@ -250,11 +293,11 @@ def outcome_document(outcome: AttackOutcome) -> dict[str, Any]:
 
 
 def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
-    """Load data, evaluate clean, run every planned attack, transfer, sweep, then gate (scans only)."""
-    from ecgaudit.attacks.harness import NullReporter, run_attack
-    from ecgaudit.attacks.transfer import transfer
+    """Load data, evaluate clean, run every planned attack under every threat model, transfer, sweep, check the
+    attack-failure indicators, then gate (scans only)."""
+    from ecgaudit.attacks.harness import NullReporter
     from ecgaudit.evaluation import evaluate_clean
-    from ecgaudit.sensitivity import amplitude_sweep
+    from ecgaudit.threats import load_surrogates
 
     reporter = reporter or NullReporter()
     started = time.perf_counter()
@@ -266,6 +309,8 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
     stage = reporter.task("clean evaluation", evaluation.n_records)
     clean = evaluate_clean(model, evaluation)
     stage(evaluation.n_records, evaluation.n_records)
+    surrogates, surrogate_note = load_surrogates(plan.threats.transfer, model, splits.spec, craft.record_ids,
+                                                 evaluation.record_ids)
     timings: dict[str, float] = {"setup": time.perf_counter() - started}
 
     report: dict[str, Any] = {
@@ -277,6 +322,11 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         "environment": environment(),
         "seed": seed,
         "clean": clean.to_dict(card.classes),
+        "threat_models": {**plan.threats.to_dict(),
+                          "surrogates": [{"name": s.name, "sha256": s.model.sha256, "fs": s.model.card.fs}
+                                         for s in surrogates],
+                          "gradient_modes": list(_gradient_modes(model)),
+                          "surrogate_note": surrogate_note},
         "attacks": [],
         "transfer": [],
         "transfer_data": [],
@@ -286,47 +336,153 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         report["profile"] = {"name": profile.name, "version": profile.data["profile"]["version"],
                              "source": profile.source, "sha256": profile.sha256, "resolved": profile.data}
     result = ScanResult(report)
-    outcomes = {}
+    outcomes, runs_by_attack = {}, {}
     targets = [(t, load_for(t.model, splits.spec).subset(splits.eval_idx)) for t in plan.transfer_targets]
     other_data = [load_for(model, spec) for spec in plan.transfer_data]
     for planned in plan.attacks:
         t0 = time.perf_counter()
-        outcome = run_attack(planned.attack, model, craft, evaluation, seed=seed, reporter=reporter,
-                             clean_eval=clean)
-        doc = {"id": planned.id, **outcome_document(outcome)}
-        v = outcome.perturbation
-        if v is not None:
-            doc["perturbation"]["path"] = f"perturbations/{planned.id}.npy"
-            result.perturbations[planned.id] = v
-            cutoff_hz = planned.attack.constraint.cutoff_hz  # type: ignore[union-attr]
-            if planned.transfer:
-                for target, target_eval in targets:
-                    metrics = transfer(v, card.fs, target.model, target_eval, cutoff_hz=cutoff_hz,
-                                       lead_index=target.lead_index)
-                    report["transfer"].append({"attack": planned.id, "model": str(target.model.path),
-                                               "sha256": target.model.sha256, "format": target.model.format,
-                                               "metrics": metrics})
-                for other in other_data:
-                    metrics = transfer(v, card.fs, model, other, cutoff_hz=cutoff_hz,
-                                       lead_index=tuple(range(len(card.leads))))
-                    report["transfer_data"].append({"attack": planned.id, "data": data_summary(other),
-                                                    "metrics": metrics})
+        doc, outcome, runs = _run_planned(planned, plan, model, craft, evaluation, clean, surrogates, surrogate_note,
+                                          reporter, result)
+        _transfer_out(planned, outcome, model, targets, other_data, report)
         report["attacks"].append(doc)
         outcomes[planned.id] = outcome
+        runs_by_attack[planned.id] = runs
         timings[planned.id] = time.perf_counter() - t0
     result.samples = keep_samples(evaluation, outcomes, clean.decisions, card.classes)
     if plan.sweep is not None:
         t0 = time.perf_counter()
-        sweep_attack, chest_mv = plan.sweep
-        points = amplitude_sweep(sweep_attack, model, craft, evaluation, chest_mv=chest_mv, seed=seed,
-                                 reporter=reporter, clean_eval=clean)
-        report["sweep"] = {"attack": sweep_attack.name, "params": sweep_attack.params(), "points": points}
+        report["sweep"] = _sweep(plan, model, craft, evaluation, clean, reporter)
         timings["sweep"] = time.perf_counter() - t0
+    if plan.indicators:
+        t0 = time.perf_counter()
+        report["indicators"] = [i.to_dict() for i in _indicators(plan, model, evaluation, clean, runs_by_attack,
+                                                                 report["sweep"])]
+        timings["indicators"] = time.perf_counter() - t0
     if profile is not None:
         _gate(report, profile, plan.baseline)
     timings["total"] = time.perf_counter() - started
     report["timing_seconds"] = timings
     return result
+
+
+def _gradient_modes(model: ModelAdapter) -> tuple[str, ...]:
+    from ecgaudit.threats import gradient_modes
+
+    return gradient_modes(model)
+
+
+def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft: EcgDataset,
+                 evaluation: EcgDataset, clean: Any, surrogates: Any, surrogate_note: str | None, reporter: Reporter,
+                 result: ScanResult) -> tuple[dict[str, Any], AttackOutcome, list[Any]]:
+    """One attack under every threat model; its document (worst case gated), outcome and runs."""
+    from ecgaudit.threats import knowledge, noise_floor, run_threat_models, worst_case
+
+    runs = run_threat_models(planned.attack, model, craft, evaluation, clean, settings=plan.threats,
+                             surrogates=surrogates, surrogate_note=surrogate_note, seed=plan.seed,
+                             reporter=_Prefixed(reporter, planned.id))
+    if not any(r.outcome is not None for r in runs):
+        raise AttackError(f"{planned.id}: no threat model could run ({'; '.join(r.reason or '' for r in runs)}); "
+                          "enable transfer or black-box in the profile's [threat_models].")
+    outcome, worst = worst_case(runs, planned.attack, model, evaluation, clean)
+    doc = {"id": planned.id, **outcome_document(outcome)}
+    doc["worst_case"] = {"threat_model": worst, "rule": (
+        "the highest fooling rate over the threat models that ran" if planned.attack.universal else
+        "per record: robust only if every threat model's attack failed on it")}
+    gradient_run = next((r.outcome for r in runs if r.outcome is not None and r.outcome.variants), None)
+    if gradient_run is not None:
+        doc["variants"] = gradient_run.variants
+    doc["threat_models"] = []
+    for run in runs:
+        entry: dict[str, Any] = {"threat_model": run.threat_model, "status": run.status,
+                                 "knowledge": knowledge(run.threat_model, model, plan.threats, surrogates,
+                                                        run.details.get("query_budget"))}
+        if run.reason:
+            entry["reason"] = run.reason
+        entry.update(run.details)
+        if run.outcome is not None:
+            entry.update({"method": run.details.get("method", run.outcome.attack), "metrics": run.outcome.metrics,
+                          "seconds": run.outcome.seconds, "info": run.outcome.info})
+            v = run.outcome.perturbation
+            if v is not None:
+                key = planned.id if run.outcome is outcome else f"{planned.id}.{run.threat_model}"
+                result.perturbations[key] = v
+                entry["perturbation"] = {"path": f"perturbations/{key}.npy", "shape": list(v.shape), "unit": "mV",
+                                         "sha256": run.outcome.perturbation_sha256}
+        doc["threat_models"].append(entry)
+    if outcome.perturbation is not None:
+        doc["perturbation"]["path"] = f"perturbations/{planned.id}.npy"
+        result.perturbations[planned.id] = outcome.perturbation
+    doc["noise_floor"] = noise_floor(planned.attack, model, evaluation, clean, draws=plan.threats.noise_floor_draws,
+                                     seed=plan.seed)
+    return doc, outcome, runs
+
+
+def _transfer_out(planned: PlannedAttack, outcome: AttackOutcome, model: ModelAdapter,
+                  targets: list[Any], other_data: list[Any], report: dict[str, Any]) -> None:
+    """The gated universal perturbation, measured on the `--transfer-to` models and `--transfer-data` sets."""
+    from ecgaudit.attacks.transfer import transfer
+
+    v = outcome.perturbation
+    if v is None or not planned.transfer:
+        return
+    card = model.card
+    cutoff_hz = planned.attack.constraint.cutoff_hz  # type: ignore[union-attr]
+    for target, target_eval in targets:
+        metrics = transfer(v, card.fs, target.model, target_eval, cutoff_hz=cutoff_hz, lead_index=target.lead_index)
+        report["transfer"].append({"attack": planned.id, "model": str(target.model.path),
+                                   "sha256": target.model.sha256, "format": target.model.format, "metrics": metrics})
+    for other in other_data:
+        metrics = transfer(v, card.fs, model, other, cutoff_hz=cutoff_hz, lead_index=tuple(range(len(card.leads))))
+        report["transfer_data"].append({"attack": planned.id, "data": data_summary(other), "metrics": metrics})
+
+
+def _sweep(plan: Plan, model: ModelAdapter, craft: EcgDataset, evaluation: EcgDataset, clean: Any,
+           reporter: Reporter) -> dict[str, Any]:
+    """The amplitude sweep with the strongest gradients the model allows (bpda over white-box)."""
+    from ecgaudit.sensitivity import amplitude_sweep
+    from ecgaudit.threats import gradients
+
+    assert plan.sweep is not None
+    sweep_attack, chest_mv = plan.sweep
+    modes = _gradient_modes(model)
+    entry: dict[str, Any] = {"attack": sweep_attack.name, "params": sweep_attack.params(), "points": []}
+    if not modes:
+        entry["threat_model"] = None
+        entry["skipped"] = ("the sweep re-crafts SCAR with gradients at each amplitude, and this model has no "
+                            "differentiable copy")
+        return entry
+    mode = "bpda" if "bpda" in modes else "white-box"
+    with gradients(model, mode):
+        entry["points"] = amplitude_sweep(sweep_attack, model, craft, evaluation, chest_mv=chest_mv, seed=plan.seed,
+                                          reporter=reporter, clean_eval=clean)
+    entry["threat_model"] = mode
+    return entry
+
+
+def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: Any,
+                runs_by_attack: dict[str, list[Any]], sweep: dict[str, Any] | None) -> list[Any]:
+    from ecgaudit import indicators as ind
+
+    found = [ind.masked_gradients(model, evaluation, clean),
+             ind.unbounded_sanity(model, evaluation, clean, seed=plan.seed,
+                                  queries_per_record=plan.threats.queries_per_record),
+             ind.nondeterministic_runtime(model, evaluation),
+             ind.no_rise_with_budget(sweep["points"] if sweep else None)]
+    for attack_id, runs in runs_by_attack.items():
+        found.append(ind.stronger_without_gradients(attack_id, runs))
+        found.append(ind.adversarial_parity(attack_id, model, evaluation, runs))
+    return found
+
+
+class _Prefixed:
+    """Progress tasks named after the attack id (several threat models run the same attack)."""
+
+    def __init__(self, reporter: Reporter, prefix: str) -> None:
+        self.reporter, self.prefix = reporter, prefix
+
+    def task(self, description: str, total: int) -> Any:
+        name = description.split(":", 1)[-1].strip() if ":" in description else description
+        return self.reporter.task(f"{self.prefix} ({description.split(':', 1)[0]}): {name}", total)
 
 
 def _gate(report: dict[str, Any], profile: Profile, baseline: dict[str, Any] | None) -> None:
@@ -337,7 +493,14 @@ def _gate(report: dict[str, Any], profile: Profile, baseline: dict[str, Any] | N
         rules += regressions(report, baseline, profile.rules, profile.data["gate"]["regression_tolerance"])
         report["baseline"] = {"created": baseline.get("created"),
                               "model_sha256": baseline.get("model", {}).get("sha256")}
-    report["gate"] = {"rules": rules, "verdict": "PASS" if all(r["passed"] for r in rules) else "FAIL"}
+    fired = [i for i in report.get("indicators", []) if i["status"] == "fired"]
+    if not all(r["passed"] for r in rules):
+        verdict = "FAIL"
+    elif fired:
+        verdict = "INCONCLUSIVE"
+    else:
+        verdict = "PASS"
+    report["gate"] = {"rules": rules, "verdict": verdict, "inconclusive": [i["summary"] for i in fired]}
 
 
 def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult:

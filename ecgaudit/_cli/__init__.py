@@ -1,7 +1,8 @@
 """The `ecgaudit` command line: parse, call the library, render, map to an exit code.
 
 Exit codes: 0 success (every gate rule passed), 1 a gate rule failed, 2 bad usage or bad input,
-3 an internal failure (a bug). Only this package prints or exits.
+3 an internal failure (a bug), 4 inconclusive (an attack-failure indicator fired; never a pass).
+Only this package prints or exits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ err_console = Console(stderr=True)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ran and every gate rule passed; 1 ran and a gate rule failed; "
-    "2 bad usage or bad input (arguments, model, card, data, profile, key); 3 internal failure (a bug)."
+    "2 bad usage or bad input (arguments, model, card, data, profile, key); 3 internal failure (a bug); "
+    "4 inconclusive: every rule passed but an attack-failure indicator fired, so ecgaudit could not measure "
+    "robustness reliably (never a pass)."
 )
 
 app = typer.Typer(

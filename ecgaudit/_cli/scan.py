@@ -40,8 +40,10 @@ from ecgaudit.scan import ScanConfig, ScanResult, run_scan
 from ecgaudit.signing import fingerprint, load_private_key, sign_envelope, signing_key_path, statement
 
 HELP = (
-    "Run a profile's whole battery and gate on it; write DIR/report.json and DIR/perturbations/*.npy.\n\n"
-    "Exit codes: 0 every gate rule passed; 1 a gate rule failed; 2 bad usage or input; 3 internal failure."
+    "Run a profile's whole battery under every threat model and gate on it; write DIR/report.json and "
+    "DIR/perturbations/*.npy.\n\n"
+    "Exit codes: 0 every gate rule passed; 1 a gate rule failed; 2 bad usage or input; 3 internal failure; "
+    "4 inconclusive (an attack-failure indicator fired; never a pass)."
 )
 
 
@@ -115,7 +117,7 @@ def scan(
     elif not quiet:
         render_summary(result.report, summary_console)
         summary_console.print(f"wrote {report_path}")
-    return ExitCode.OK if result.passed else ExitCode.GATE_FAILED
+    return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
 
 
 def write_outputs(
@@ -188,21 +190,32 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
                   f"[/] {report['profile']['version']}: clean accuracy {_rate(clean)} on "
                   f"{report['data']['splits']['n_eval']} eval records")
     attacks = Table(title="Attacks (measured on the model's own runtime)", title_justify="left")
-    for column in ("attack", "fooling rate [95% CI]", "robust accuracy", "SNR dB", "SSIM", "top target"):
+    for column in ("attack [threat model]", "fooling rate [95% CI]", "robust accuracy", "noise floor", "SNR dB",
+                   "SSIM", "top target"):
         attacks.add_column(column)
     for a in report["attacks"]:
         m = a["metrics"]
         mis = m["misdiagnosis"]
         top = f"{mis['top_target']} {mis['top_target_share']:.0%}" if mis["n_changed"] else "—"
-        attacks.add_row(a["id"], _rate(m["fooling_rate"]), _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}",
+        floor = a.get("noise_floor")
+        floor_text = f"{floor['mean']:.1%} (max {floor['max']['value']:.1%})" if floor else "—"
+        attacks.add_row(f"[bold]{a['id']}[/] worst case: {a.get('worst_case', {}).get('threat_model', '')}",
+                        _rate(m["fooling_rate"]), _rate(m.get("robust_accuracy")), floor_text, f"{m['snr_db']:.1f}",
                         f"{m['ssim']:.3f}", top)
+        for tm in a.get("threat_models", []):
+            if "metrics" in tm:
+                tmm = tm["metrics"]
+                attacks.add_row(f"  {tm['threat_model']}", _rate(tmm["fooling_rate"]),
+                                _rate(tmm.get("robust_accuracy")), "", f"{tmm['snr_db']:.1f}", f"{tmm['ssim']:.3f}", "")
+            else:
+                attacks.add_row(f"  {tm['threat_model']}", f"not run: {tm['status']}", "", "", "", "", "")
         for variant, vm in a.get("variants", {}).items():
-            attacks.add_row(f"  {variant}", _rate(vm["fooling_rate"]), _rate(vm.get("robust_accuracy")),
+            attacks.add_row(f"  {variant}", _rate(vm["fooling_rate"]), _rate(vm.get("robust_accuracy")), "",
                             f"{vm['snr_db']:.1f}", f"{vm['ssim']:.3f}", "")
     for t in report["transfer"]:
         m = t["metrics"]
         attacks.add_row(f"{t['attack']} → {Path(t['model']).name}", _rate(m["fooling_rate"]),
-                        _rate(m.get("robust_accuracy")), f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}", "")
+                        _rate(m.get("robust_accuracy")), "", f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}", "")
     console.print(attacks)
     if report.get("sweep"):
         sweep = Table(title=f"Amplitude sweep ({report['sweep']['attack']}, V2–V6)", title_justify="left")
@@ -217,5 +230,19 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
     for r in report["gate"]["rules"]:
         gate.add_row(r["id"], "[green]pass[/]" if r["passed"] else "[bold red]FAIL[/]", r["message"])
     console.print(gate)
+    indicators = report.get("indicators") or []
+    if indicators:
+        table = Table(title="Attack-failure indicators", title_justify="left")
+        for column in ("indicator", "status", "finding"):
+            table.add_column(column)
+        style = {"fired": "[bold red]FIRED[/]", "passed": "[green]ok[/]", "not-applicable": "n/a"}
+        for i in indicators:
+            if i["status"] != "not-applicable":
+                table.add_row(i["id"] + (f" ({i['attack']})" if i.get("attack") else ""), style[i["status"]],
+                              i["summary"])
+        console.print(table)
     verdict = report["gate"]["verdict"]
-    console.print(f"verdict: {'[bold green]PASS[/]' if verdict == 'PASS' else '[bold red]FAIL[/]'}")
+    colour = {"PASS": "bold green", "FAIL": "bold red"}.get(verdict, "bold yellow")
+    console.print(f"verdict: [{colour}]{verdict}[/]")
+    for sentence in report["gate"].get("inconclusive", []):
+        console.print(f"  inconclusive: {sentence}", highlight=False)

@@ -116,33 +116,54 @@ def run_attack(
     generator = torch.Generator().manual_seed(seed)
     clean_eval = clean_eval or evaluate_clean(model, evaluation)
     started = time.perf_counter()
-    # The harness enforces the budget whatever the attack returned (foolbox's rule: never trust the attack).
-    clip = attack.constraint.project
     if isinstance(attack, UniversalAttack):
         if craft is None:
             raise AttackError(f"{attack.name} is universal and needs a craft split.")
         targets = attack_targets(model, craft, evaluate_clean(model, craft))
         result = attack.craft(model, torch.from_numpy(craft.X), targets, generator=generator,
                               progress=reporter.task(f"{attack.name}: crafting", 1))
-        delta = clip(result.perturbation.detach()).numpy().astype(np.float32)
-        cutoff_hz = attack.constraint.cutoff_hz
-        n_craft = craft.n_records
+        delta, extras, info, n_craft = result.perturbation, result.extras, result.info, craft.n_records
     else:
         targets = attack_targets(model, evaluation, clean_eval)
-        perturbed = attack.perturb(model, torch.from_numpy(evaluation.X), targets, generator=generator,
-                                   progress=reporter.task(f"{attack.name}: perturbing", 1))
-        delta = clip(perturbed.detach()).numpy().astype(np.float32)
-        cutoff_hz, n_craft, result = None, 0, None
-    crafted = time.perf_counter()
-    metrics, fooled, adv = measure_records(model, evaluation, clean_eval, delta, cutoff_hz=cutoff_hz,
+        delta = attack.perturb(model, torch.from_numpy(evaluation.X), targets, generator=generator,
+                               progress=reporter.task(f"{attack.name}: perturbing", 1))
+        extras, info, n_craft = {}, {}, 0
+    return measure_outcome(attack, model, evaluation, clean_eval, delta, n_craft=n_craft,
+                           craft_seconds=time.perf_counter() - started, extras=extras, info=info, reporter=reporter)
+
+
+def measure_outcome(
+    attack: UniversalAttack | PerSampleAttack,
+    model: ModelAdapter,
+    evaluation: EcgDataset,
+    clean_eval: CleanEvaluation,
+    delta: torch.Tensor | np.ndarray,
+    *,
+    n_craft: int,
+    craft_seconds: float,
+    extras: dict[str, torch.Tensor] | None = None,
+    info: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+) -> AttackOutcome:
+    """Project `delta` (universal `(L, T)` or per-record `(N, L, T)`, mV) onto the attack's constraint, then
+    measure it, and each extra variant, on the runtime."""
+    reporter = reporter or NullReporter()
+    # The harness enforces the budget whatever the attack returned (foolbox's rule: never trust the attack).
+    clip = attack.constraint.project
+
+    def projected(d: torch.Tensor | np.ndarray) -> np.ndarray:
+        tensor = d.detach() if isinstance(d, torch.Tensor) else torch.from_numpy(np.asarray(d, dtype=np.float32))
+        return clip(tensor.float()).numpy().astype(np.float32)
+
+    started = time.perf_counter()
+    cutoff_hz = getattr(attack.constraint, "cutoff_hz", None)
+    v = projected(delta)
+    metrics, fooled, adv = measure_records(model, evaluation, clean_eval, v, cutoff_hz=cutoff_hz,
                                            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
-    variants = {} if result is None else {
-        name: measure(model, evaluation, clean_eval, clip(extra.detach()).numpy(), cutoff_hz=cutoff_hz)
-        for name, extra in result.extras.items()
-    }
-    done = time.perf_counter()
+    variants = {name: measure(model, evaluation, clean_eval, projected(extra), cutoff_hz=cutoff_hz)
+                for name, extra in (extras or {}).items()}
+    seconds = {"craft": craft_seconds, "evaluate": time.perf_counter() - started}
     return AttackOutcome(
-        attack.name, attack.params(), attack.universal, delta if attack.universal else None, metrics, n_craft,
-        evaluation.n_records, {"craft": crafted - started, "evaluate": done - crafted}, variants,
-        {} if result is None else result.info, fooled, adv, None if attack.universal else delta,
+        attack.name, attack.params(), attack.universal, v if attack.universal else None, metrics, n_craft,
+        evaluation.n_records, seconds, variants, dict(info or {}), fooled, adv, None if attack.universal else v,
     )

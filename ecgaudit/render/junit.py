@@ -7,13 +7,16 @@ from typing import Any
 
 
 def render_junit(report: dict[str, Any]) -> bytes:
+    """One case per gate rule, plus one per attack-failure indicator (a fired one fails, so a CI system never
+    reads an INCONCLUSIVE scan as a pass)."""
     rules = report["gate"]["rules"]
-    failures = sum(1 for r in rules if not r["passed"])
+    indicators = [i for i in report.get("indicators", []) if i["status"] != "not-applicable"]
+    failures = sum(1 for r in rules if not r["passed"]) + sum(1 for i in indicators if i["status"] == "fired")
     suite = ET.Element(
         "testsuite",
         {
             "name": f"ecgaudit.{report['profile']['name']}",
-            "tests": str(len(rules)),
+            "tests": str(len(rules) + len(indicators)),
             "failures": str(failures),
             "errors": "0",
             "skipped": "0",
@@ -52,6 +55,15 @@ def render_junit(report: dict[str, Any]) -> bytes:
             )
         else:
             ET.SubElement(case, "system-out").text = rule["message"]
+    for indicator in indicators:
+        name = indicator["id"] + (f"-{indicator['attack']}" if indicator.get("attack") else "")
+        case = ET.SubElement(suite, "testcase", {
+            "classname": f"ecgaudit.{report['profile']['name']}.indicator", "name": f"indicator-{name}"})
+        if indicator["status"] == "fired":
+            failure = ET.SubElement(case, "failure", {"message": indicator["summary"], "type": "Inconclusive"})
+            failure.text = f"{indicator['title']}: {indicator['summary']}"
+        else:
+            ET.SubElement(case, "system-out").text = f"{indicator['status']}: {indicator['summary']}"
     ET.indent(suite)
     return (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -12,10 +12,13 @@ def _rate(entry: Any) -> str:
     return f"{entry['value']:.1%} [{entry['ci95'][0]:.1%}, {entry['ci95'][1]:.1%}]"
 
 
+ICONS = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "INCONCLUSIVE": "⚠️ INCONCLUSIVE"}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     verdict = report["gate"]["verdict"]
     lines = [
-        f"## ecgaudit scan: {'✅ PASS' if verdict == 'PASS' else '❌ FAIL'}",
+        f"## ecgaudit scan: {ICONS.get(verdict, verdict)}",
         "",
         f"Model `{Path(report['model']['path']).name}` (sha256 `{report['model']['sha256'][:16]}…`), "
         f"profile `{report['profile']['name']}` {report['profile']['version']}, "
@@ -31,4 +34,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "| rule | result | detail |", "| --- | --- | --- |"]
     for rule in report["gate"]["rules"]:
         lines.append(f"| {rule['id']} | {'pass' if rule['passed'] else '**FAIL**'} | {rule['message']} |")
+    fired = [i for i in report.get("indicators", []) if i["status"] == "fired"]
+    if fired:
+        lines += ["", "Attack-failure indicators that fired (the figures above cannot be read as robustness):", ""]
+        lines += [f"- **{i['id']}**: {i['summary']}" for i in fired]
     return "\n".join(lines) + "\n"
