@@ -31,4 +31,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "| rule | result | detail |", "| --- | --- | --- |"]
     for rule in report["gate"]["rules"]:
         lines.append(f"| {rule['id']} | {'pass' if rule['passed'] else '**FAIL**'} | {rule['message']} |")
+    failed = [rule for rule in report["gate"]["rules"] if not rule["passed"]]
+    if failed:
+        lines += ["", "Why the failing rules exist:", ""]
+        lines += [f"- **{rule['id']}**: {rule['why']}" for rule in failed]
     return "\n".join(lines) + "\n"
