@@ -202,6 +202,19 @@ def test_a_card_with_100000_unknown_keys_gives_one_readable_line(run_cli, tmp_pa
     assert "unknown_key_0" in err and len(err) < 600, f"{len(err)} characters"
 
 
+def test_card_in_onnx_metadata_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(MODELS / "cnn-ml100.onnx"))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "ecgaudit.card", json.dumps({**CARD, "scaling": "X"}).replace('"X"', DEEP_JSON)
+    model = tmp_path / "embedded.onnx"
+    onnx.save(proto, str(model))
+    code, text = _scan(run_cli, model, tmp_path / "out")
+    _assert_refused(code, text, tmp_path / "out", "metadata_props", "nests arrays or objects")
+
+
 def test_baseline_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
     baseline.write_text('{"gate": ' + DEEP_JSON + "}")

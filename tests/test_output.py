@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -134,9 +135,19 @@ def test_a_new_scan_replaces_the_whole_folder_and_quiet_still_gives_the_verdict(
     shutil.copytree(previous, out)
     (out / "perturbations" / "stale-attack.npy").write_bytes(b"from a profile that had another attack")
     (out / ".report.json.abc.partial").write_bytes(b"left by an old version")
-    code, stdout, _ = run_cli("scan", MODEL, "--profile", STRICT, "--out", out, "--quiet")
+    code, stdout, _ = run_cli("scan", MODEL, "--profile", STRICT, "--out", out, "--quiet", "--junit-xml",
+                              out / "junit.xml")
     assert code == 1
     assert stdout == f"verdict: FAIL: 1 of 2 gate rules failed (clean-accuracy-impossible); report {out}/report.json\n"
+    # the JUnit case of the failing rule: its own reason from the profile, the stage's time, the rule as properties
+    case = next(c for c in ET.parse(out / "junit.xml").getroot().iter("testcase")
+                if c.get("name") == "clean-accuracy-impossible")
+    failure = case.find("failure")
+    assert failure is not None and failure.text is not None
+    assert "why this rule: Cannot pass: a rate's lower 95% bound is at most 1." in failure.text
+    assert "lower 95% bound must be >= 1.01" in failure.text
+    assert float(case.get("time", "0")) > 0
+    assert {p.get("name"): p.get("value") for p in case.iter("property")}["threshold"] == "1.01"
     assert not (out / "perturbations" / "stale-attack.npy").exists()
     assert not (out / ".report.json.abc.partial").exists()
     assert (out / "report.json").read_bytes() != (previous / "report.json").read_bytes()
