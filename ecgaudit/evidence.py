@@ -221,15 +221,15 @@ def write_bundle(result: ScanResult, out_dir: Path, *, key: Ed25519PrivateKey | 
     return Bundle(out_dir, bundle.report, bundle.report_sha256, bundle.subjects, bundle.key_fingerprint, junit_path)
 
 
-def render_report_pdf(report_bytes: bytes, folder: Path) -> bytes:
+def render_report_pdf(report_bytes: bytes, folder: Path, *, what: str = "report") -> bytes:
     """The PDF of report.json's exact bytes, with its samples and perturbations read from `folder`.
 
     The scan and `ecgaudit render` both call this with the same bytes, so they give the same PDF.
     """
     from ecgaudit.render.pdf import render_pdf  # reportlab is slow to import; only commands that render need it
 
-    report = loads_json(report_bytes, "report", ReportError)
-    validate_report(report, what="report")
+    report = loads_json(report_bytes, what, ReportError)
+    validate_report(report, what=what)
     signing = report.get("signing") or {}
     return render_pdf(report, folder, report_sha256=hashlib.sha256(report_bytes).hexdigest(),
                       key_fingerprint=signing.get("key_fingerprint"))

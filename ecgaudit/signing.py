@@ -156,20 +156,21 @@ class VerifiedStatement:
     report: dict[str, Any]
 
 
-def verify_envelope(envelope_bytes: bytes, public_key: Ed25519PublicKey) -> VerifiedStatement:
+def verify_envelope(envelope_bytes: bytes, public_key: Ed25519PublicKey, *, what: str = "the envelope"
+                    ) -> VerifiedStatement:
     """Check the envelope's one signature, then parse the statement it signs.
 
     Raises `ReportError` when the bytes are not a DSSE envelope at all, `VerificationError` when it does not hold.
     """
     # A file that is not a DSSE envelope at all is the wrong input (ReportError, exit 2), not failed evidence.
-    envelope = loads_json(envelope_bytes, "the envelope", ReportError, max_bytes=MAX_ENVELOPE_BYTES)
+    envelope = loads_json(envelope_bytes, what, ReportError, max_bytes=MAX_ENVELOPE_BYTES)
     try:
         payload_type = envelope["payloadType"]
         payload = base64.b64decode(envelope["payload"], validate=True)
         signatures = envelope["signatures"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ReportError("the envelope is not a DSSE envelope (JSON with payloadType, payload, "
-                          "signatures); pass the report.dsse.json a signed scan wrote.") from exc
+        raise ReportError(f"{what} is not a DSSE envelope (JSON with payloadType, payload, signatures); pass the "
+                          "report.dsse.json a signed scan wrote.") from exc
     if payload_type != PAYLOAD_TYPE:
         raise VerificationError(f"the envelope's payloadType is {payload_type!r}, not {PAYLOAD_TYPE!r}.")
     if not isinstance(signatures, list) or len(signatures) != 1:

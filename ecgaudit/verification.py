@@ -50,7 +50,8 @@ def verify_bundle(envelope: Path, public_key: Path | Ed25519PublicKey, *, model:
     Names in `skip` must be subjects; they are reported as skipped, not as held.
     """
     key = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
-    verified = verify_envelope(read_bounded(envelope, "envelope", ReportError, max_bytes=MAX_ENVELOPE_BYTES), key)
+    verified = verify_envelope(read_bounded(envelope, "envelope", ReportError, max_bytes=MAX_ENVELOPE_BYTES), key,
+                               what=f"envelope {envelope}")
     report, subjects = verified.report, verified.subjects
     skipped = list(dict.fromkeys(skip))
     unknown = [name for name in skipped if name not in subjects]

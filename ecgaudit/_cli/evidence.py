@@ -110,7 +110,8 @@ def render_command(
     out: Annotated[Path, typer.Option("--out", help="The PDF to write.")] = Path("report.pdf"),
 ) -> None:
     """Rebuild the PDF from a saved report: byte for byte the scan's own report.pdf, given the same folder."""
-    pdf = render_report_pdf(read_bounded(report, "report", ReportError, max_bytes=MAX_REPORT_BYTES), report.parent)
+    data = read_bounded(report, "report", ReportError, max_bytes=MAX_REPORT_BYTES)
+    pdf = render_report_pdf(data, report.parent, what=f"report {report}")
     atomic_write_bytes(out, pdf)
     console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
