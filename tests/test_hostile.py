@@ -174,12 +174,16 @@ DEEP_JSON = "[" * 1000 + "]" * 1000
 @pytest.fixture
 def no_attack(monkeypatch: pytest.MonkeyPatch) -> None:
     """Running an attack fails the test (as exit 3): the refusal must come before."""
+    import ecgaudit.attacks.harness as harness
     import ecgaudit.scan as scan_lib
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("an attack ran before the bad input was refused")
 
-    monkeypatch.setattr(scan_lib, "run_attack", forbidden)
+    # wherever the pipeline looks run_attack up (the scan module binds it, or imports it from the harness late)
+    for module in (scan_lib, harness):
+        if hasattr(module, "run_attack"):
+            monkeypatch.setattr(module, "run_attack", forbidden)
 
 
 def _model_with_card(folder: Path, card_text: str) -> Path:

@@ -40,13 +40,17 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def no_model_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Opening the model or running an attack fails the test (as exit 3): the refusal must come first."""
     import ecgaudit._cli.scan as scan_cli
+    import ecgaudit.attacks.harness as harness
     import ecgaudit.scan as scan_lib
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scan started model work before refusing its output path")
 
     monkeypatch.setattr(scan_cli, "open_model", forbidden)
-    monkeypatch.setattr(scan_lib, "run_attack", forbidden)
+    # wherever the pipeline looks run_attack up (the scan module binds it, or imports it from the harness late)
+    for module in (scan_lib, harness):
+        if hasattr(module, "run_attack"):
+            monkeypatch.setattr(module, "run_attack", forbidden)
 
 
 def _scan(run_cli, out: Path, *extra: object) -> tuple[int, str]:
