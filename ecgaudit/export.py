@@ -16,27 +16,41 @@ def _name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
+def header_text(text: str) -> str:
+    """`text` safe inside one WFDB header line: control and non-ASCII characters as backslash escapes.
+
+    Record ids come from the data; a newline in one must not start a header line of its own.
+    """
+    return "".join(ch if " " <= ch <= "~" else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def export_wfdb(samples: dict[str, np.ndarray], out_dir: Path, attack_ids: list[str]) -> list[tuple[str, str]]:
     """Write clean + perturbation of each kept record as `<attack>_<record>` WFDB records (format 16, mV).
 
-    Returns (relative path of the header, SHA-256 of header + signal bytes) per record written.
+    Returns (path relative to `out_dir`'s parent, SHA-256) for every file written, header and signal alike.
     """
     import wfdb
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fs = float(samples["fs"])
     leads = [str(lead) for lead in samples["leads"]]
-    written = []
+    written: list[tuple[str, str]] = []
+    used: set[str] = set()
     for attack_id in attack_ids:
         for i, record_id in enumerate(samples["record_ids"]):
             name = _name(f"{attack_id}_{record_id}")
+            if name in used:  # two ids that differ only in characters a file name cannot hold
+                name = f"{name}_{i}"
+            used.add(name)
             signal = (samples["X"][i] + samples[f"delta_{attack_id}"][i]).T.astype(np.float64)
             wfdb.wrsamp(
                 name, fs=fs, units=["mV"] * len(leads), sig_name=leads, p_signal=signal, fmt=["16"] * len(leads),
                 adc_gain=[ADC_GAIN] * len(leads), baseline=[0] * len(leads), write_dir=str(out_dir),
-                comments=[f"ecgaudit adversarial sample: attack {attack_id}, source record {record_id}",
+                comments=[f"ecgaudit adversarial sample: attack {header_text(attack_id)}, "
+                          f"source record {header_text(str(record_id))}",
                           "NOT A REAL PATIENT RECORDING: for education and red-teaming only"],
             )
-            digest = hashlib.sha256((out_dir / f"{name}.hea").read_bytes() + (out_dir / f"{name}.dat").read_bytes())
-            written.append((f"{out_dir.name}/{name}.hea", digest.hexdigest()))
+            for suffix in (".hea", ".dat"):
+                digest = hashlib.sha256((out_dir / f"{name}{suffix}").read_bytes()).hexdigest()
+                written.append((f"{out_dir.name}/{name}{suffix}", digest))
     return written

@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from ecgaudit.errors import ProfileError
+from ecgaudit.io import bounded_toml
 
 RATE_METRICS = ("accuracy", "fooling_rate", "attack_success_rate", "robust_accuracy")
 
@@ -76,7 +77,7 @@ def load_profile(name_or_path: str) -> Profile:
 
 def parse_profile(text: bytes, *, source: str) -> Profile:
     try:
-        data = tomllib.loads(text.decode("utf-8"))
+        data = bounded_toml(text, f"profile {source}", ProfileError)
     except UnicodeDecodeError as exc:
         raise ProfileError(f"profile {source} is not UTF-8 text.") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ecgaudit.errors import ReportError
+from ecgaudit.io import file_sha256, json_bytes
 from ecgaudit.models import load_model
+from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.profiles import Profile
 from ecgaudit.scan import ScanConfig, prepare_splits, run_scan
 
@@ -29,12 +32,27 @@ def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+def _missing(value: Any) -> bool:
+    """None or NaN: a report stores an unmeasurable number as null (JSON has no NaN); a rerun may hold NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _differs(old: Any, new: Any) -> bool:
+    if _missing(old) or _missing(new):
+        return not (_missing(old) and _missing(new))
     if isinstance(old, float | int) and isinstance(new, float | int) and not isinstance(old, bool):
-        if math.isnan(old) and math.isnan(new):
-            return False
         return abs(float(old) - float(new)) > FLOAT_TOLERANCE * max(1.0, abs(float(old)))
     return old != new
+
+
+def _load_audited(model: Path, report: dict[str, Any]) -> ModelAdapter:
+    card = report["model"].get("card")
+    if not isinstance(card, dict):
+        return load_model(model)
+    with tempfile.TemporaryDirectory(prefix="ecgaudit-card-") as folder:
+        card_path = Path(folder) / "card.json"
+        card_path.write_bytes(json_bytes(card))
+        return load_model(model, card_path=card_path)
 
 
 def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -55,13 +73,20 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def reproduce(report: dict[str, Any], *, model: Path, data: str | None = None,
               transfer_models: list[Path] | None = None) -> list[str]:
-    """Rerun the described scan on `model` (which must be the audited file) and return the drift lines."""
-    adapter = load_model(model)
-    if adapter.sha256 != report["model"]["sha256"]:
+    """Rerun the described scan on `model` (which must be the audited file) and return the drift lines.
+
+    The model is read with the card the scan used (`model.card` in the report), so flags that overrode the
+    sidecar card then hold now, and a sidecar edited since cannot change the rerun.
+    """
+    try:
+        model_sha = file_sha256(model)
+    except OSError as exc:
+        raise ReportError(f"model file {model} cannot be read ({exc.strerror}).") from exc
+    if model_sha != report["model"]["sha256"]:
         raise ReportError(
-            f"{model} (sha256 {adapter.sha256[:16]}…) is not the model the report audited "
-            f"(sha256 {report['model']['sha256'][:16]}…)."
+            f"{model} (sha256 {model_sha}) is not the model the report audited (sha256 {report['model']['sha256']})."
         )
+    adapter = _load_audited(model, report)
     resolved = report["profile"]["resolved"]
     profile = Profile(name=report["profile"]["name"], source="report", text=b"", data=resolved)
     spec = data or report["data"]["source"]

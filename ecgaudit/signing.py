@@ -1,7 +1,8 @@
 """Ed25519 signatures over a DSSE envelope holding an in-toto Statement v1.
 
 Sign exact bytes, verify bytes before parsing them: `verify_envelope` checks the signature over
-PAE(payloadType, payload) first and only then decodes the statement.
+PAE(payloadType, payload) first and only then decodes the statement. The statement's predicate is
+report.json itself: `statement` takes the report's exact bytes, and `json_bytes(predicate)` gives them back.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ecgaudit.errors import EcgauditError
-from ecgaudit.io import atomic_write_bytes
+from ecgaudit.errors import EcgauditError, ReportError, VerificationError
+from ecgaudit.io import MAX_ENVELOPE_BYTES, atomic_write_bytes, json_bytes, loads_json
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -32,8 +34,10 @@ class SigningKeyError(EcgauditError):
     """A key file is missing, unreadable, of the wrong type or too widely readable."""
 
 
-class VerificationError(Exception):
-    """Something in an envelope does not hold; the message names it. Not a usage error: exit 1."""
+__all__ = ["VerificationError", "SigningKeyError", "VerifiedStatement", "fingerprint", "keygen", "load_private_key",
+           "load_public_key", "pae", "sign_envelope", "signing_key_path", "statement", "verify_envelope"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -73,6 +77,9 @@ def load_private_key(path: Path, *, allow_insecure: bool = False) -> Ed25519Priv
         data = path.read_bytes()
     except OSError as exc:
         raise SigningKeyError(f"private key {path} cannot be read ({exc.strerror}).") from exc
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        raise SigningKeyError(f"{path} is a public key; signing needs the private key (ecgaudit-signing.pem from "
+                              "`ecgaudit keygen`), and the public one is for `ecgaudit verify --key`.")
     if mode & (stat.S_IRWXG | stat.S_IRWXO) and not allow_insecure:
         raise SigningKeyError(
             f"private key {path} is readable by group or others (mode {stat.S_IMODE(mode):o}); "
@@ -107,45 +114,63 @@ def signing_key_path(explicit: Path | None) -> Path | None:
     return Path(env) if env else None
 
 
-def statement(subjects: dict[str, str], report: dict[str, Any]) -> bytes:
-    """An in-toto Statement v1 (JSON bytes): subjects are name -> sha256, the predicate is the report."""
+def statement(subjects: dict[str, str], report_bytes: bytes) -> bytes:
+    """An in-toto Statement v1 (JSON bytes): subjects are name -> sha256, the predicate is report.json's content.
+
+    `report_bytes` must be the canonical bytes `json_bytes` wrote, so a verifier can rebuild them from the
+    predicate and compare their digest with the report.json subject.
+    """
+    report = json.loads(report_bytes)
+    if json_bytes(report) != report_bytes:
+        raise ValueError("statement() needs the report's canonical bytes, as json_bytes() writes them")
     document = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in subjects.items()],
         "predicateType": PREDICATE_TYPE,
         "predicate": report,
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> bytes:
     """A DSSE envelope (JSON bytes) with one Ed25519 signature over PAE(PAYLOAD_TYPE, payload)."""
-    signature = key.sign(pae(PAYLOAD_TYPE, payload))
+    return _envelope_bytes(payload, fingerprint(key.public_key()), key.sign(pae(PAYLOAD_TYPE, payload)))
+
+
+def _envelope_bytes(payload: bytes, keyid: str, signature: bytes) -> bytes:
+    """The one byte form ecgaudit writes an envelope in; `verify_envelope` refuses any other."""
     envelope = {
         "payloadType": PAYLOAD_TYPE,
         "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": fingerprint(key.public_key()), "sig": base64.b64encode(signature).decode()}],
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode()}],
     }
     return (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
 
 
 @dataclass(frozen=True)
 class VerifiedStatement:
-    keyid: str
+    """What a valid signature vouches for. `fingerprint` is that of the key that verified, not the keyid."""
+
+    fingerprint: str
     subjects: dict[str, str]
     report: dict[str, Any]
 
 
-def verify_envelope(envelope_bytes: bytes, public_key: Ed25519PublicKey) -> VerifiedStatement:
-    """Check the envelope's one signature, then parse the statement it signs. Raises `VerificationError`."""
+def verify_envelope(envelope_bytes: bytes, public_key: Ed25519PublicKey, *, what: str = "the envelope"
+                    ) -> VerifiedStatement:
+    """Check the envelope's one signature, then parse the statement it signs.
+
+    Raises `ReportError` when the bytes are not a DSSE envelope at all, `VerificationError` when it does not hold.
+    """
+    # A file that is not a DSSE envelope at all is the wrong input (ReportError, exit 2), not failed evidence.
+    envelope = loads_json(envelope_bytes, what, ReportError, max_bytes=MAX_ENVELOPE_BYTES)
     try:
-        envelope = json.loads(envelope_bytes)
         payload_type = envelope["payloadType"]
         payload = base64.b64decode(envelope["payload"], validate=True)
         signatures = envelope["signatures"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise VerificationError("the envelope is not a DSSE envelope (JSON with payloadType, payload, "
-                                "signatures).") from exc
+        raise ReportError(f"{what} is not a DSSE envelope (JSON with payloadType, payload, signatures); pass the "
+                          "report.dsse.json a signed scan wrote.") from exc
     if payload_type != PAYLOAD_TYPE:
         raise VerificationError(f"the envelope's payloadType is {payload_type!r}, not {PAYLOAD_TYPE!r}.")
     if not isinstance(signatures, list) or len(signatures) != 1:
@@ -159,13 +184,41 @@ def verify_envelope(envelope_bytes: bytes, public_key: Ed25519PublicKey) -> Veri
     except InvalidSignature as exc:
         raise VerificationError("the signature does not verify with this public key: the envelope was altered "
                                 "or signed with another key.") from exc
+    # The keyid and the JSON around the signed bytes are outside the signature: pin them, so that no byte of
+    # the envelope can change unnoticed (a keyid naming someone else, base64 with altered padding bits).
+    key_fingerprint = fingerprint(public_key)
+    if signatures[0].get("keyid") != key_fingerprint:
+        raise VerificationError(f"the envelope's keyid is not the fingerprint of the key that verified "
+                                f"(SHA256:{key_fingerprint}): the envelope was altered.")
+    if envelope_bytes != _envelope_bytes(payload, key_fingerprint, signature):
+        raise VerificationError("the envelope is not byte for byte the form ecgaudit writes (its JSON was "
+                                "reformatted or something outside the signature was changed).")
+    # From here on the bytes are the signer's; they are still parsed strictly and with bounds.
+    document = loads_json(payload, "the signed payload", VerificationError, max_bytes=MAX_ENVELOPE_BYTES)
     try:
-        document = json.loads(payload)
-        subjects = {s["name"]: s["digest"]["sha256"] for s in document["subject"]}
+        subjects = [(s["name"], s["digest"]["sha256"]) for s in document["subject"]]
         report = document["predicate"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise VerificationError("the signed payload is not an in-toto Statement with subjects and a "
                                 "predicate.") from exc
     if document.get("_type") != STATEMENT_TYPE or document.get("predicateType") != PREDICATE_TYPE:
         raise VerificationError("the signed payload is not an ecgaudit in-toto Statement v1.")
-    return VerifiedStatement(keyid=str(signatures[0].get("keyid", "")), subjects=subjects, report=report)
+    if not isinstance(report, dict):
+        raise VerificationError("the signed statement's predicate is not a report (a JSON object).")
+    for name, digest in subjects:
+        if not _safe_subject(name) or not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise VerificationError(f"the signed statement has a malformed subject {str(name)[:80]!r}: a subject is "
+                                    "a relative path inside the report folder with a hex SHA-256.")
+    names = [name for name, _ in subjects]
+    if len(set(names)) != len(names):
+        raise VerificationError("the signed statement names a subject twice.")
+    return VerifiedStatement(fingerprint=key_fingerprint, subjects=dict(subjects), report=report)
+
+
+def _safe_subject(name: object) -> bool:
+    """A relative POSIX path without `..`, `.`, empty parts, backslashes or control characters."""
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
+        return False
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))

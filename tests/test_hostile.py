@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
@@ -144,13 +143,10 @@ def test_group_readable_private_key_is_refused(run_cli, tmp_path: Path) -> None:
 
 
 def test_ptbxl_csv_missing_a_column_is_refused(run_cli, tmp_path: Path) -> None:
-    real = REPO.parent / "shared" / "data" / "real-ecg" / "physionet-challenge-2021"
-    shutil.copy(real / "scp_statements.csv", tmp_path / "scp_statements.csv")
-    rows = (real / "ptbxl_database_rows_06000-06009.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    drop = header.index("strat_fold")
-    trimmed = [",".join(f for i, f in enumerate(r.split(",")) if i != drop) for r in rows]
-    (tmp_path / "ptbxl_database.csv").write_text("\n".join(trimmed) + "\n")
+    (tmp_path / "scp_statements.csv").write_text(",diagnostic,diagnostic_class\nNORM,1.0,NORM\n")
+    (tmp_path / "ptbxl_database.csv").write_text(
+        "ecg_id,scp_codes,filename_lr,filename_hr\n"
+        "1,\"{'NORM': 100.0}\",records100/00000/00001_lr,records500/00000/00001_hr\n")
     code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--data", tmp_path)
     _assert_refused(code, text, tmp_path / "out", "strat_fold")
 
@@ -168,4 +164,103 @@ def test_onnx_checker_runs_before_conversion(tmp_path: Path) -> None:
     (tmp_path / "broken.card.json").write_text(json.dumps(CARD))
     with pytest.raises(ModelError, match="broken.onnx fails the ONNX checker"):
         load_model(path)
-    assert onnx is not None
+
+
+# --- inputs nested or sized to break a parser: exit 2, before any model work or attack -----------------------------
+
+DEEP_JSON = "[" * 1000 + "]" * 1000
+
+
+@pytest.fixture
+def no_attack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running an attack fails the test (as exit 3): the refusal must come before."""
+    import ecgaudit.attacks.harness as harness
+    import ecgaudit.scan as scan_lib
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an attack ran before the bad input was refused")
+
+    # wherever the pipeline looks run_attack up (the scan module binds it, or imports it from the harness late)
+    for module in (scan_lib, harness):
+        if hasattr(module, "run_attack"):
+            monkeypatch.setattr(module, "run_attack", forbidden)
+
+
+def _model_with_card(folder: Path, card_text: str) -> Path:
+    model = folder / "vendor.onnx"
+    shutil.copy(MODELS / "cnn-ml100.onnx", model)
+    (folder / "vendor.card.json").write_text(card_text)
+    return model
+
+
+def test_card_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    card = json.dumps({**CARD, "scaling": "PLACEHOLDER"}).replace('"PLACEHOLDER"', DEEP_JSON)
+    code, text = _scan(run_cli, _model_with_card(tmp_path, card), tmp_path / "out")
+    _assert_refused(code, text, tmp_path / "out", "vendor.card.json", "nests arrays or objects")
+
+
+def test_a_card_with_100000_unknown_keys_gives_one_readable_line(run_cli, tmp_path: Path) -> None:
+    card = json.dumps({**CARD, **{f"unknown_key_{i}": i for i in range(100_000)}})
+    code, _, err = run_cli("inspect", _model_with_card(tmp_path, card))
+    assert code == 2
+    assert "unknown_key_0" in err and len(err) < 600, f"{len(err)} characters"
+
+
+def test_card_in_onnx_metadata_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(MODELS / "cnn-ml100.onnx"))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "ecgaudit.card", json.dumps({**CARD, "scaling": "X"}).replace('"X"', DEEP_JSON)
+    model = tmp_path / "embedded.onnx"
+    onnx.save(proto, str(model))
+    code, text = _scan(run_cli, model, tmp_path / "out")
+    _assert_refused(code, text, tmp_path / "out", "metadata_props", "nests arrays or objects")
+
+
+def test_baseline_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text('{"gate": ' + DEEP_JSON + "}")
+    code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--baseline", baseline)
+    _assert_refused(code, text, tmp_path / "out", "baseline.json", "nests arrays or objects")
+
+
+def test_profile_nested_1000_deep_is_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    profile = tmp_path / "deep.toml"
+    profile.write_text((REPO / "tests" / "profiles" / "scan-lenient.toml").read_text() + "\n[extra]\nx = "
+                       + "[" * 1000 + "]" * 1000 + "\n")
+    code, stdout, stderr = run_cli("scan", MODELS / "cnn-ml100.onnx", "--profile", profile, "--out", tmp_path / "out")
+    _assert_refused(code, " ".join((stdout + stderr).split()), tmp_path / "out", "deep.toml", "nests arrays or objects")
+
+
+def test_report_and_envelope_nested_1000_deep_are_refused(run_cli, tmp_path: Path) -> None:
+    deep = tmp_path / "report.json"
+    deep.write_text(DEEP_JSON)
+    code, _, key_msg = run_cli("keygen", "--out", tmp_path)
+    assert code == 0, key_msg
+    for args in (("render", deep, "--out", tmp_path / "r.pdf"),
+                 ("verify", deep, "--reproduce", "--model", MODELS / "cnn-ml100.onnx"),
+                 ("verify", deep, "--key", tmp_path / "ecgaudit-signing.pub.pem")):
+        code, stdout, stderr = run_cli(*args)
+        text = " ".join((stdout + stderr).split())
+        assert code == 2, (args, text)
+        assert "nests arrays or objects" in text and "Traceback" not in text, text
+    assert not (tmp_path / "r.pdf").exists()
+
+
+def test_json_inputs_with_nan_are_refused(run_cli, no_attack: None, tmp_path: Path) -> None:
+    """Python reads a bare NaN as a number; ecgaudit's inputs are strict JSON."""
+    card = json.dumps({**CARD, "fs": float("nan")})
+    assert "NaN" in card
+    code, text = _scan(run_cli, _model_with_card(tmp_path, card), tmp_path / "out")
+    _assert_refused(code, text, tmp_path / "out", "vendor.card.json", "NaN")
+
+
+def test_public_key_given_to_sign_is_named_without_chmod_advice(run_cli, tmp_path: Path) -> None:
+    code, _, _ = run_cli("keygen", "--out", tmp_path)
+    assert code == 0
+    code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--key",
+                       tmp_path / "ecgaudit-signing.pub.pem")
+    _assert_refused(code, text, tmp_path / "out", "is a public key")
+    assert "chmod" not in text

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import MODELS
+from .conftest import MODELS, REPO
+
+TINY = REPO / "tests" / "profiles" / "scan-tiny.toml"
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +45,33 @@ def test_reproduce_refuses_a_different_model(run_cli, ci_report: Path) -> None:
     code, _, err = run_cli("verify", ci_report, "--reproduce", "--model", MODELS / "cnn.onnx")
     assert code == 2
     assert "is not the model the report audited" in " ".join(err.split())
+
+
+def test_null_in_the_report_and_nan_in_the_rerun_are_the_same_unmeasured_number() -> None:
+    from ecgaudit.reproduce import compare_reports
+
+    old = {"attacks": [{"metrics": {"top_target_share": None, "snr_db": 20.0}}]}
+    assert compare_reports(old, {"attacks": [{"metrics": {"top_target_share": float("nan"), "snr_db": 20.0}}]}) == []
+    drift = compare_reports(old, {"attacks": [{"metrics": {"top_target_share": 0.5, "snr_db": 20.0}}]})
+    assert drift == ["attacks[0].metrics.top_target_share: None → 0.5"]
+    assert compare_reports({"seed": float("nan")}, {"seed": 1}) != []
+
+
+def test_signed_reproduce_uses_the_scans_own_card_and_reads_null_as_nan(run_cli, tmp_path: Path) -> None:
+    """The scan read its card from --card; the card file is gone when the reviewer reruns it, and the PGD
+    attack changed no decision (a NaN share, null in the report): the rerun must still show zero drift."""
+    model = tmp_path / "vendor.onnx"
+    shutil.copy(MODELS / "cnn-ml100.onnx", model)
+    card = tmp_path / "elsewhere.json"
+    shutil.copy(MODELS / "cnn-ml100.card.json", card)
+    assert run_cli("keygen", "--out", tmp_path)[0] == 0
+    code, _, err = run_cli("scan", model, "--profile", TINY, "--out", tmp_path / "out", "--card", card, "--quiet",
+                           "--key", tmp_path / "ecgaudit-signing.pem")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["attacks"][0]["metrics"]["misdiagnosis"]["top_target_share"] is None, "precondition: a null"
+    card.unlink()
+    code, out, err = run_cli("verify", tmp_path / "out" / "report.dsse.json", "--key",
+                             tmp_path / "ecgaudit-signing.pub.pem", "--model", model, "--reproduce")
+    assert code == 0, err
+    assert "zero drift" in out

@@ -175,20 +175,24 @@ def test_internal_failure_exits_3_says_bug_and_writes_no_report(
     assert not partials(out)
 
 
-def test_a_crash_removes_the_report_of_an_earlier_run(
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_crash_leaves_the_earlier_bundle_whole(
     run_cli, lenient: Scan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     shutil.copytree(lenient.out, out)
-    assert (out / "report.json").is_file()
+    before = folder_bytes(out)
     crash(monkeypatch, RuntimeError("injected failure"))
     code, _, err = run_cli("scan", LIGHT, "--profile", LENIENT, "--out", out, "--quiet")
     assert code == 3, err
-    assert not (out / "report.json").exists(), "an earlier run's report.json survived a crashed run"
+    assert folder_bytes(out) == before, "a crashed run changed the earlier, complete report folder"
     assert not partials(out)
 
 
-def test_a_crash_removes_the_earlier_junit_and_pdf(
+def test_a_crash_removes_the_earlier_junit_but_not_the_earlier_bundle(
     run_cli, lenient: Scan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -199,19 +203,20 @@ def test_a_crash_removes_the_earlier_junit_and_pdf(
     code, _, err = run_cli("scan", LIGHT, "--profile", LENIENT, "--out", out, "--quiet", "--junit-xml", junit)
     assert code == 3, err
     assert not junit.exists(), "an earlier run's passing JUnit file survived a crashed run"
-    assert not (out / "report.pdf").exists(), "an earlier run's report.pdf survived a crashed run"
+    assert (out / "report.pdf").read_bytes() == (lenient.out / "report.pdf").read_bytes()
 
 
-def test_keyboard_interrupt_exits_130_and_removes_the_earlier_report(
+def test_keyboard_interrupt_exits_130_and_keeps_the_earlier_bundle(
     run_cli, lenient: Scan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     shutil.copytree(lenient.out, out)
+    before = folder_bytes(out)
     crash(monkeypatch, KeyboardInterrupt())
     code, stdout, err = run_cli("scan", LIGHT, "--profile", LENIENT, "--out", out, "--quiet")
     assert code == 130, err
     assert "Traceback" not in stdout + err
-    assert not (out / "report.json").exists()
+    assert folder_bytes(out) == before
     assert not partials(out)
 
 
@@ -400,11 +405,11 @@ def test_onnx_and_torchscript_twins_give_the_same_verdicts(tmp_path: Path) -> No
 # --- a real Ctrl-C -------------------------------------------------------------------------------------------------
 
 
-def test_sigint_mid_scan_leaves_no_report_and_no_partial_file(tmp_path: Path) -> None:
+def test_sigint_mid_scan_leaves_the_earlier_report_and_no_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    stale = out / "report.json"
-    stale.write_text('{"gate": {"verdict": "PASS"}}\n', encoding="utf-8")
+    earlier = out / "report.json"
+    earlier.write_text('{"gate": {"verdict": "PASS"}}\n', encoding="utf-8")
     # Rich draws progress bars only on a terminal; these make it draw them into the pipe, so the test sees
     # the moment crafting starts.
     env = dict(os.environ, TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", COLUMNS="100")
@@ -438,6 +443,7 @@ def test_sigint_mid_scan_leaves_no_report_and_no_partial_file(tmp_path: Path) ->
     text = (seen + stderr + stdout).decode(errors="replace")
     assert proc.returncode == 130, text[-2000:]
     assert "Traceback" not in text
-    assert not stale.exists(), "the earlier report.json survived an interrupted run"
-    assert not (out / "report.json").exists()
+    assert earlier.read_text(encoding="utf-8") == '{"gate": {"verdict": "PASS"}}\n', "an interrupted run changed it"
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert not partials(out), partials(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"], "no unfinished folder left beside it"

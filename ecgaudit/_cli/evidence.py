@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Annotated
@@ -10,12 +9,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ecgaudit.errors import ExitCode, ReportError
-from ecgaudit.io import atomic_write_bytes, file_sha256, read_json_object
+from ecgaudit.errors import ExitCode, ReportError, VerificationError
+from ecgaudit.evidence import render_report_pdf
+from ecgaudit.io import MAX_REPORT_BYTES, atomic_write_bytes, read_bounded, read_json_object
 from ecgaudit.report import report_schema, validate_report
 from ecgaudit.reproduce import reproduce as reproduce_report
-from ecgaudit.signing import VerificationError, keygen
-from ecgaudit.verification import verify_files
+from ecgaudit.signing import keygen
+from ecgaudit.verification import verify_bundle
 
 console = Console()
 
@@ -33,8 +33,11 @@ def verify_command(
                                              "--key, a report.json).")],
     key: Annotated[Path | None, typer.Option("--key", help="The signer's public key (PEM).")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="The model file the report claims to audit.")] = None,
-    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Folder holding report.json and "
-                                                    "report.pdf (default: the envelope's folder).")] = None,
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Folder holding the report's files "
+                                                    "(default: the envelope's folder).")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="A subject not to check (repeatable), e.g. "
+                                                   "wfdb/x.dat; the output says loudly that it was not checked.")
+                    ] = None,
     reproduce: Annotated[bool, typer.Option("--reproduce", help="Rerun the scan the report describes on --model "
                                             "(and --data) and report every metric that drifted.")] = False,
     data: Annotated[str | None, typer.Option("--data", help="With --reproduce: the data the scan used "
@@ -42,21 +45,37 @@ def verify_command(
     transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="With --reproduce: the transfer "
                                                           "models, to compare their rates too.")] = None,
 ) -> int:
-    """Check the signature, the report schema and every subject file present; exit 0 if all hold, else 1.
+    """Check the signature, the statement and every file it signs (the model too); exit 0 if all hold, else 1.
 
-    With --reproduce, also rerun the scan and exit 1 if any metric drifted.
+    Every subject must be present and match its signed digest; a missing one fails unless named in --skip.
+    With --reproduce, also rerun the scan and exit 1 if any metric drifted. Bad usage or unreadable input: exit 2.
     """
     err = Console(stderr=True)
     report: dict | None = None
+    skipped: list[str] = []
     if key is not None:
         try:
-            lines = verify_files(envelope, key, model=model, report_dir=report_dir)
+            verification = verify_bundle(envelope, key, model=model, report_dir=report_dir, skip=skip or [])
         except VerificationError as exc:
             err.print(f"[bold red]verification failed:[/] {exc}", highlight=False, soft_wrap=True)
-            return ExitCode.GATE_FAILED
-        for line in lines:
-            console.print(f"[green]✓[/] {line}", highlight=False)
-        report = json.loads(base64.b64decode(json.loads(envelope.read_bytes())["payload"]))["predicate"]
+            return exc.exit_code
+        for line in verification.held:
+            console.print(f"[green]✓[/] {line}", highlight=False, soft_wrap=True)
+        for name in verification.skipped:
+            err.print(f"[bold yellow]NOT CHECKED (--skip):[/] {name}: the evidence is incomplete without it",
+                      highlight=False, soft_wrap=True)
+        for name in verification.unsigned_files[:20]:
+            err.print(f"[yellow]note:[/] {name} is in the folder but not signed: it is not part of the evidence",
+                      highlight=False, soft_wrap=True)
+        if verification.failures:
+            for line in verification.failures:
+                err.print(f"[bold red]✗[/] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]verification failed:[/] {len(verification.failures)} check(s) did not hold.",
+                      highlight=False)
+            return VerificationError.exit_code
+        report, skipped = verification.report, verification.skipped
+    elif skip:
+        raise typer.BadParameter("--skip needs --key: it names subjects of a signed statement.", param_hint="--skip")
     elif not reproduce:
         raise typer.BadParameter("--key is required (the signer's public key), unless --reproduce checks an "
                                  "unsigned report.json.", param_hint="--key")
@@ -70,9 +89,13 @@ def verify_command(
             err.print(f"[bold red]drift:[/] {len(drift)} quantity(ies) differ on rerun:", highlight=False)
             for line in drift[:50]:
                 err.print(f"  {line}", highlight=False, soft_wrap=True)
-            return ExitCode.GATE_FAILED
+            return ExitCode.EVIDENCE_DOES_NOT_HOLD
         console.print("[green]✓[/] reproduce: the rerun matches every metric and perturbation digest (zero drift)")
-    console.print("[bold green]verified[/]")
+    if skipped:
+        console.print(f"[bold green]verified[/], [bold yellow]EXCEPT {len(skipped)} skipped subject(s) NOT "
+                      f"CHECKED: {', '.join(skipped)}[/]", highlight=False, soft_wrap=True)
+    else:
+        console.print("[bold green]verified[/]")
     return ExitCode.OK
 
 
@@ -86,16 +109,11 @@ def render_command(
     report: Annotated[Path, typer.Argument(help="A saved report.json (its folder holds samples and perturbations).")],
     out: Annotated[Path, typer.Option("--out", help="The PDF to write.")] = Path("report.pdf"),
 ) -> None:
-    """Rebuild the PDF from a saved report."""
-    from ecgaudit.render.pdf import render_pdf
-
-    data = _read_report(report)
-    signing = data.get("signing") or {}
-    pdf = render_pdf(
-        data, report.parent, report_sha256=file_sha256(report), key_fingerprint=signing.get("key_fingerprint")
-    )
+    """Rebuild the PDF from a saved report: byte for byte the scan's own report.pdf, given the same folder."""
+    data = read_bounded(report, "report", ReportError, max_bytes=MAX_REPORT_BYTES)
+    pdf = render_report_pdf(data, report.parent, what=f"report {report}")
     atomic_write_bytes(out, pdf)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
 
 schema_app = typer.Typer(help="Print the JSON Schemas ecgaudit publishes.", no_args_is_help=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
@@ -29,19 +27,19 @@ from ecgaudit._cli._model_options import (
 )
 from ecgaudit._cli._progress import RichReporter
 from ecgaudit.errors import ExitCode, ReportError
-from ecgaudit.export import export_wfdb
-from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes, npz_bytes, read_json_object
+from ecgaudit.evidence import Bundle, reserve_output, write_bundle
+from ecgaudit.io import read_json_object
 from ecgaudit.models import load_model
 from ecgaudit.profiles import load_profile
-from ecgaudit.render.junit import render_junit
 from ecgaudit.render.markdown import render_markdown
-from ecgaudit.report import validate_report
 from ecgaudit.scan import ScanConfig, ScanResult, run_scan
-from ecgaudit.signing import fingerprint, load_private_key, sign_envelope, signing_key_path, statement
+from ecgaudit.signing import load_private_key, signing_key_path
 
 HELP = (
-    "Run a profile's whole battery under every threat model and gate on it; write DIR/report.json and "
-    "DIR/perturbations/*.npy.\n\n"
+    "Run a profile's whole battery under every threat model and gate on it; write the report folder DIR: "
+    "report.json, report.pdf, samples.npz, perturbations/*.npy and, with --key, the signed report.dsse.json. The "
+    "folder is built beside DIR and swapped in whole when complete, so an earlier report stays intact until then; "
+    "a second scan on the same DIR is refused while one runs.\n\n"
     "Exit codes: 0 every gate rule passed; 1 a gate rule failed; 2 bad usage or input; 3 internal failure; "
     "4 inconclusive (an attack-failure indicator fired; never a pass)."
 )
@@ -60,7 +58,8 @@ def scan(
                        ] = "samd",
     data: Annotated[str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic "
                                       "(at the model's fs).")] = "builtin:synthetic",
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-report"),
+    out: Annotated[Path, typer.Option("--out", help="Report folder (replaced whole; it may hold only an earlier "
+                                      "report).")] = Path("ecgaudit-report"),
     transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Measure the profile's universal "
                                                           "perturbations on this model too (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the profile's seed.")] = None,
@@ -86,80 +85,61 @@ def scan(
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> int:
-    chosen = load_profile(profile)
-    old = read_baseline(baseline) if baseline is not None else None
-    if old is not None and old["profile"].get("name") != chosen.name:
-        raise ReportError(
-            f"the baseline report {baseline} is from profile '{old['profile'].get('name')}', not '{chosen.name}'; "
-            "compare reports of the same profile."
-        )
-    key_path = signing_key_path(key)
-    private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
-    adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
-                         timeout_s=model_timeout, max_bytes=max_model_bytes)
-    targets = [load_model(path) for path in transfer_to or []]
-    report_path = out / "report.json"
-    # An earlier run's report must not survive a run that dies: it would look like this run's result.
-    for stale in (report_path, out / "report.pdf", out / "report.dsse.json", junit_xml):
-        if stale is not None:
-            stale.unlink(missing_ok=True)
-    config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets, baseline=old)
-    with RichReporter(enabled=not quiet and not as_json) as reporter:
-        result = run_scan(config, reporter)
-    write_outputs(result, out, junit_xml, adapter.path, private_key, export_wfdb_samples)
-    summary_console = Console(stderr=as_json)
-    if private_key is None:
-        Console(stderr=True).print(
-            "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
-            "so a reviewer can verify it.", highlight=False)
-    if as_json:
-        print(json.dumps(summary_document(result, report_path), indent=2, sort_keys=True))
-    elif not quiet:
-        render_summary(result.report, summary_console)
-        summary_console.print(f"wrote {report_path}")
+    # Before anything expensive: a bad --out or --junit-xml is exit 2 now, and one scan at a time per folder.
+    with reserve_output(out, junit_xml):
+        chosen = load_profile(profile)
+        old = read_baseline(baseline) if baseline is not None else None
+        if old is not None and old["profile"].get("name") != chosen.name:
+            raise ReportError(
+                f"the baseline report {baseline} is from profile '{old['profile'].get('name')}', not "
+                f"'{chosen.name}'; compare reports of the same profile."
+            )
+        key_path = signing_key_path(key)
+        private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
+        adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
+                             timeout_s=model_timeout, max_bytes=max_model_bytes)
+        targets = [load_model(path) for path in transfer_to or []]
+        config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
+                            baseline=old)
+        with RichReporter(enabled=not quiet and not as_json) as reporter:
+            result = run_scan(config, reporter)
+        bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
+                              export_wfdb=export_wfdb_samples)
+    print_outcome(bundle, result, as_json=as_json, quiet=quiet)
     return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
 
 
-def write_outputs(
-    result: ScanResult, out: Path, junit_xml: Path | None, model_path: Path,
-    private_key: Ed25519PrivateKey | None = None, export_wfdb_samples: bool = False,
-) -> None:
-    """Write every artefact, then report.json last: it appears only when all it refers to is on disk."""
-    report = result.report
-    artifacts = []
-    for attack_id, v in result.perturbations.items():
-        digest = atomic_write_bytes(out / "perturbations" / f"{attack_id}.npy", npy_bytes(v))
-        artifacts.append({"path": f"perturbations/{attack_id}.npy", "sha256": digest})
-    samples_sha = atomic_write_bytes(out / "samples.npz", npz_bytes(result.samples))
-    report["samples"] = {"path": "samples.npz", "sha256": samples_sha,
-                         "record_ids": [str(r) for r in result.samples["record_ids"]]}
-    artifacts.append({"path": "samples.npz", "sha256": samples_sha})
-    if export_wfdb_samples:
-        written = export_wfdb(result.samples, out / "wfdb", [a["id"] for a in report["attacks"]])
-        artifacts += [{"path": path, "sha256": digest} for path, digest in written]
-    report["artifacts"] = artifacts
-    fingerprint_hex = fingerprint(private_key.public_key()) if private_key else None
-    report["signing"] = {"signed": private_key is not None, "key_fingerprint": fingerprint_hex}
-    validate_report(report, what="report this scan produced")
-    from ecgaudit.render.pdf import render_pdf  # reportlab is slow to import; only scans that finish need it
-
-    report_bytes = json_bytes(report)
-    report_sha = hashlib.sha256(report_bytes).hexdigest()
-    pdf_sha = atomic_write_bytes(
-        out / "report.pdf", render_pdf(report, out, report_sha256=report_sha, key_fingerprint=fingerprint_hex)
-    )
-    if junit_xml is not None:
-        atomic_write_bytes(junit_xml, render_junit(report))
+def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: bool) -> None:
+    """The step summary, the UNSIGNED notice, then the summary: JSON, a table, or (with --quiet) one line."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(render_markdown(report))
-    if private_key is not None:
-        subjects = {model_path.name: report["model"]["sha256"], "report.json": report_sha, "report.pdf": pdf_sha}
-        atomic_write_bytes(out / "report.dsse.json", sign_envelope(statement(subjects, report), private_key))
+            handle.write(render_markdown(bundle.report))
+    if bundle.key_fingerprint is None:
+        Console(stderr=True).print(
+            "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
+            "so a reviewer can verify it.", highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(summary_document(result, bundle.report_path), indent=2, sort_keys=True))
+    elif quiet:
+        print(verdict_line(bundle.report, bundle.report_path))
     else:
-        (out / "report.dsse.json").unlink(missing_ok=True)
-    atomic_write_bytes(out / "report.json", report_bytes)
+        summary_console = Console()
+        render_summary(bundle.report, summary_console)
+        summary_console.print(f"wrote {bundle.report_path}", highlight=False, soft_wrap=True)
+
+
+def verdict_line(report: dict[str, Any], report_path: Path) -> str:
+    """One line for logs: the verdict, the failing rules by id, and where the report is."""
+    rules = report["gate"]["rules"]
+    failed = [r["id"] for r in rules if not r["passed"]]
+    fired = [i["id"] + (f" ({i['attack']})" if i.get("attack") else "") for i in report.get("indicators", [])
+             if i["status"] == "fired"]
+    detail = (f"{len(failed)} of {len(rules)} gate rules failed ({', '.join(failed)})" if failed
+              else f"all {len(rules)} gate rules passed")
+    if fired:
+        detail += f"; attack-failure indicator(s) fired: {', '.join(fired)}"
+    return f"verdict: {report['gate']['verdict']}: {detail}; report {report_path}"
 
 
 def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:
@@ -175,6 +155,7 @@ def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:
                      "ssim": a["metrics"]["ssim"]} for a in report["attacks"]],
         "rules": [{k: r[k] for k in ("id", "kind", "passed", "value", "bound", "op", "threshold", "message")}
                   for r in report["gate"]["rules"]],
+        "inconclusive": report["gate"].get("inconclusive", []),
     }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ecgaudit.card import ModelCard, parse_card, read_card_file, sidecar_path
 from ecgaudit.errors import CardError, ModelError
+from ecgaudit.io import loads_json
 from ecgaudit.models.interface import ModelAdapter
 
 ONNX_SUFFIXES = (".onnx",)
@@ -31,7 +32,7 @@ def resolve_card(
     sources: list[str] = []
     if embedded_json is not None:
         try:
-            embedded = json.loads(embedded_json)
+            embedded = loads_json(embedded_json.encode(), f"the card in {model_path.name}'s metadata_props", CardError)
         except json.JSONDecodeError as exc:
             raise CardError(f"the card in {model_path.name}'s metadata_props is not valid JSON ({exc}).") from exc
         if not isinstance(embedded, dict):

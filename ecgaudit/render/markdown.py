@@ -34,6 +34,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "| rule | result | detail |", "| --- | --- | --- |"]
     for rule in report["gate"]["rules"]:
         lines.append(f"| {rule['id']} | {'pass' if rule['passed'] else '**FAIL**'} | {rule['message']} |")
+    failed = [rule for rule in report["gate"]["rules"] if not rule["passed"]]
+    if failed:
+        lines += ["", "Why the failing rules exist:", ""]
+        lines += [f"- **{rule['id']}**: {rule['why']}" for rule in failed]
     fired = [i for i in report.get("indicators", []) if i["status"] == "fired"]
     if fired:
         lines += ["", "Attack-failure indicators that fired (the figures above cannot be read as robustness):", ""]

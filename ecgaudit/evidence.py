@@ -1,0 +1,355 @@
+"""The evidence bundle: a scan's files written, hashed, signed and swapped into place as one.
+
+`write_bundle` builds every file in a fresh folder beside `--out` (same filesystem): the perturbations,
+`samples.npz`, the exported WFDB records, `report.json` (its canonical bytes), the PDF rendered from exactly
+those bytes, JUnit XML, and the signed statement over all of them. It checks the folder as `verify` would,
+then swaps it in with one rename (an atomic exchange where the kernel offers it). Until that rename the
+previous bundle is untouched; after it, the new one is complete. A kill at any moment leaves one or the other.
+
+One scan at a time per output folder: `output_lock` holds an `flock` on `.<name>.lock` beside the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import glob
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ecgaudit.errors import OutputError, ReportError
+from ecgaudit.io import atomic_write_bytes, current_umask, json_bytes, loads_json, npy_bytes, npz_bytes
+from ecgaudit.report import validate_report
+from ecgaudit.signing import fingerprint, sign_envelope, statement
+from ecgaudit.verification import ENVELOPE_NAME, REPORT_NAME, model_subject, report_claims, verify_bundle
+
+if TYPE_CHECKING:
+    from ecgaudit.scan import ScanResult
+
+PDF_NAME = "report.pdf"
+SAMPLES_NAME = "samples.npz"
+JUNIT_NAME = "junit.xml"
+BUNDLE_ENTRIES = frozenset({REPORT_NAME, PDF_NAME, ENVELOPE_NAME, SAMPLES_NAME, JUNIT_NAME, "perturbations", "wfdb"})
+"""What a bundle folder may hold at its top level; a folder holding anything else is not replaced."""
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HELD_LOCKS: dict[Path, int] = {}
+"""Output folders this process holds the lock of (resolved path -> lock file descriptor)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A written bundle. `report` is what report.json holds (parsed); `subjects` is what the statement signs."""
+
+    out_dir: Path
+    report: dict[str, Any]
+    report_sha256: str
+    subjects: dict[str, str]
+    """Subject name -> SHA-256: the model's file name, then paths relative to `out_dir` (POSIX separators)."""
+    key_fingerprint: str | None
+    junit_path: Path | None
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / REPORT_NAME
+
+    @property
+    def envelope_path(self) -> Path | None:
+        return self.out_dir / ENVELOPE_NAME if self.key_fingerprint else None
+
+
+def lock_path(out_dir: Path) -> Path:
+    """`.<name>.lock` beside the output folder (inside it would be swapped away with the folder)."""
+    out = out_dir.resolve()
+    return out.parent / f".{out.name}.lock"
+
+
+def check_output(out_dir: Path, junit: bool | Path = False) -> None:
+    """Refuse, before any work, an output folder that cannot be written or replaced, or a JUnit path that is a folder.
+
+    Raises `OutputError`. It cannot prove the later renames will succeed (another process may change the
+    folder), but it catches every mistake a user makes: a file for a folder, a read-only place, a folder of
+    other files that the swap would throw away.
+    """
+    out = _resolve(out_dir, "--out")
+    if out.parent == out:
+        raise OutputError(f"--out {out_dir} is the filesystem root; pass a folder for the report.")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out_dir} is an existing file, not a folder; pass a folder path (it is created "
+                          "if missing).")
+    _check_creatable(out.parent, f"--out {out_dir}")
+    junit_inside = _junit_inside(out, junit)
+    if out.is_dir():
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise OutputError(f"--out {out_dir} is a read-only folder; pass a folder you can write to.")
+        allowed = BUNDLE_ENTRIES | ({junit_inside.split("/")[0]} if junit_inside else set())
+        for entry in sorted(out.iterdir()):
+            if entry.name not in allowed and not (entry.name.startswith(".") and entry.name.endswith(".partial")):
+                raise OutputError(
+                    f"--out {out_dir} holds {entry.name}, which is not part of an ecgaudit report; a scan replaces "
+                    "the whole folder, so pass a new or empty folder (or move that file away)."
+                )
+    if isinstance(junit, Path):
+        target = _resolve(junit, "--junit-xml")
+        if target.is_dir():
+            raise OutputError(f"--junit-xml {junit} is a folder; pass a file path such as {junit}/junit.xml.")
+        if junit_inside is None:
+            _check_creatable(target.parent, f"--junit-xml {junit}")
+
+
+def _resolve(path: Path, option: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"{option} {path} cannot be resolved ({exc}).") from exc
+
+
+def _check_creatable(folder: Path, what: str) -> None:
+    """`folder` exists as a writable folder, or can be created (its nearest existing ancestor is writable)."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{what} cannot be created: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} cannot be written: {existing} is not writable; pass a path you can write to.")
+
+
+def _junit_inside(out: Path, junit: bool | Path) -> str | None:
+    """The JUnit file's path inside the bundle (a subject), or None when there is none or it lies outside."""
+    if junit is True:
+        return JUNIT_NAME
+    if not isinstance(junit, Path):
+        return None
+    target = _resolve(junit, "--junit-xml")
+    if not target.is_relative_to(out):
+        return None
+    relative = target.relative_to(out).as_posix()
+    if relative == "." or relative.split("/")[0] in BUNDLE_ENTRIES - {JUNIT_NAME}:
+        raise OutputError(f"--junit-xml {junit} would overwrite part of the report in {out}; pass another name.")
+    return relative
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder's lock; a second scan on the same folder is refused with `OutputError`.
+
+    Re-entrant within one process (a CLI command that holds it can call `write_bundle`, which takes it too).
+    While held, leftovers of killed runs beside the folder are cleaned up.
+    """
+    out = _resolve(out_dir, "--out")
+    if out in _HELD_LOCKS:
+        yield
+        return
+    path = lock_path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise OutputError(f"--out {out_dir} cannot be written: the lock file {path} cannot be created "
+                          f"({exc.strerror}).") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise OutputError(f"another ecgaudit scan is writing to {out_dir} (it holds {path}); wait for it to "
+                              "finish or pass another --out.") from exc
+        raise OutputError(f"--out {out_dir}: the lock file {path} cannot be locked ({exc.strerror}).") from exc
+    _HELD_LOCKS[out] = fd
+    try:
+        _clean_leftovers(out)
+        yield
+    finally:
+        del _HELD_LOCKS[out]
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def reserve_output(out_dir: Path, junit: bool | Path = False) -> Iterator[None]:
+    """What a command does before any model work: `check_output`, then hold `output_lock` while the body runs.
+
+    A JUnit file outside the bundle is removed now: CI must not read an earlier run's result after this one
+    failed. The bundle itself stays as it is until `write_bundle` swaps in the new one.
+    """
+    check_output(out_dir, junit)
+    with output_lock(out_dir):
+        if isinstance(junit, Path) and _junit_inside(out_dir.resolve(), junit) is None:
+            junit.unlink(missing_ok=True)
+        yield
+
+
+def write_bundle(result: ScanResult, out_dir: Path, *, key: Ed25519PrivateKey | None = None,
+                 junit: bool | Path = False, export_wfdb: bool = False) -> Bundle:
+    """Write the scan's evidence into `out_dir`, replacing any earlier bundle there in one step.
+
+    `junit`: True writes `junit.xml` into the bundle; a path inside `out_dir` puts it there (a subject
+    either way); a path outside is written after the swap, and is not signed. `export_wfdb` adds the kept
+    records, attacked, as WFDB files under `wfdb/`. Raises `OutputError` when the folder cannot be used.
+    """
+    check_output(out_dir, junit)
+    out = out_dir.resolve()
+    junit_inside = _junit_inside(out, junit)
+    junit_outside = junit.resolve() if isinstance(junit, Path) and junit_inside is None else None
+    with output_lock(out):
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+        try:
+            os.chmod(staging, 0o777 & ~current_umask())
+            bundle = _build(result, staging, key, junit_inside, export_wfdb)
+            _check_built(staging, bundle, key)
+            _fsync_tree(staging)
+            if junit_outside is not None:
+                junit_outside.unlink(missing_ok=True)  # a stale JUnit file must not outlive a failed swap
+            _swap_in(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if junit_outside is not None:
+            from ecgaudit.render.junit import render_junit
+
+            atomic_write_bytes(junit_outside, render_junit(bundle.report))
+    junit_path = out_dir / junit_inside if junit_inside else (junit if isinstance(junit, Path) else None)
+    return Bundle(out_dir, bundle.report, bundle.report_sha256, bundle.subjects, bundle.key_fingerprint, junit_path)
+
+
+def render_report_pdf(report_bytes: bytes, folder: Path, *, what: str = "report") -> bytes:
+    """The PDF of report.json's exact bytes, with its samples and perturbations read from `folder`.
+
+    The scan and `ecgaudit render` both call this with the same bytes, so they give the same PDF.
+    """
+    from ecgaudit.render.pdf import render_pdf  # reportlab is slow to import; only commands that render need it
+
+    report = loads_json(report_bytes, what, ReportError)
+    validate_report(report, what=what)
+    signing = report.get("signing") or {}
+    return render_pdf(report, folder, report_sha256=hashlib.sha256(report_bytes).hexdigest(),
+                      key_fingerprint=signing.get("key_fingerprint"))
+
+
+def _build(result: ScanResult, staging: Path, key: Ed25519PrivateKey | None, junit_inside: str | None,
+           export_wfdb: bool) -> Bundle:
+    report = dict(result.report)  # a shallow copy: the caller's report is not changed
+    artifacts = []
+    for attack_id, v in result.perturbations.items():
+        if not _SAFE_ID.fullmatch(attack_id):
+            raise OutputError(f"attack id {attack_id!r} cannot name a file; use letters, digits, '_', '-' and '.'.")
+        relative = f"perturbations/{attack_id}.npy"
+        artifacts.append({"path": relative, "sha256": _write(staging / relative, npy_bytes(v))})
+    samples_sha = _write(staging / SAMPLES_NAME, npz_bytes(result.samples))
+    report["samples"] = {"path": SAMPLES_NAME, "sha256": samples_sha,
+                         "record_ids": [str(r) for r in result.samples["record_ids"]]}
+    artifacts.append({"path": SAMPLES_NAME, "sha256": samples_sha})
+    if export_wfdb:
+        from ecgaudit.export import export_wfdb as write_wfdb
+
+        written = write_wfdb(result.samples, staging / "wfdb", [a["id"] for a in report["attacks"]])
+        artifacts += [{"path": path, "sha256": digest} for path, digest in written]
+    report["artifacts"] = artifacts
+    key_fingerprint = fingerprint(key.public_key()) if key is not None else None
+    report["signing"] = {"signed": key is not None, "key_fingerprint": key_fingerprint}
+    report_bytes = json_bytes(report)
+    canonical = loads_json(report_bytes, "the report this scan produced", ReportError)
+    validate_report(canonical, what="report this scan produced")
+    report_sha = _write(staging / REPORT_NAME, report_bytes)
+    subjects = {model_subject(canonical): canonical["model"]["sha256"], REPORT_NAME: report_sha,
+                PDF_NAME: _write(staging / PDF_NAME, render_report_pdf(report_bytes, staging))}
+    for artifact in artifacts:
+        subjects[artifact["path"]] = artifact["sha256"]
+    if junit_inside is not None:
+        from ecgaudit.render.junit import render_junit
+
+        subjects[junit_inside] = _write(staging / junit_inside, render_junit(canonical))
+    if key is not None:  # last: a folder with an envelope holds every file the envelope names
+        _write(staging / ENVELOPE_NAME, sign_envelope(statement(subjects, report_bytes), key))
+    return Bundle(staging, canonical, report_sha, subjects, key_fingerprint, None)
+
+
+def _check_built(staging: Path, bundle: Bundle, key: Ed25519PrivateKey | None) -> None:
+    """Read the staged folder back as a reviewer would; a bundle that would not verify is never swapped in."""
+    model_name = model_subject(bundle.report)
+    if key is not None:
+        verification = verify_bundle(staging / ENVELOPE_NAME, key.public_key(), report_dir=staging,
+                                     skip=[model_name])  # hashed when the scan loaded it
+        problems = verification.failures
+    else:
+        problems = report_claims(bundle.report, bundle.subjects)
+        problems += [f"{name}: written with sha256 {digest} but reads back differently"
+                     for name, digest in bundle.subjects.items()
+                     if name != model_name and hashlib.sha256((staging / name).read_bytes()).hexdigest() != digest]
+    if problems:
+        raise OutputError(f"the report folder written in {staging.parent} does not check out ({problems[0]}); "
+                          "the previous report was left in place.")
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder to disk, so a power cut after the swap cannot leave empty files."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put `staging` at `out` by renames only; afterwards `staging` holds the old bundle (or nothing)."""
+    if not out.exists():
+        os.rename(staging, out)
+    elif not _exchange(staging, out):
+        # No atomic exchange here: park the old folder, rename the new one in; a kill between the two renames
+        # leaves the old bundle parked, and the next run on this folder puts it back (`_clean_leftovers`).
+        parked = out.parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+        os.rename(out, parked)
+        os.rename(staging, out)
+        os.rename(parked, staging)
+    _fsync_dir(out.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where it is not available."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Under the lock: restore a parked bundle a killed run left without a successor, drop unfinished folders."""
+    parked = sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*"))
+    if parked and not out.exists():
+        os.rename(parked.pop(), out)
+    for leftover in [*parked, *out.parent.glob(f".{glob.escape(out.name)}.new-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
