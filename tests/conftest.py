@@ -11,7 +11,19 @@ torch.set_num_threads(2)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"
-REAL_ECG = REPO.parent / "shared" / "data" / "real-ecg"
+TEST_DATA = REPO / "tests" / "data"
+"""Real records shipped with the tests (see tests/data/README.md for sources and licences)."""
+CHALLENGE = TEST_DATA / "physionet-challenge-2021"
+PTB = TEST_DATA / "ptb-diagnostic"
+
+
+def data_path(*parts: str) -> Path:
+    """A file or folder under tests/data; fails the test loudly (never skips) when the checkout lacks it."""
+    path = TEST_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"test data {path} is missing: this checkout of the repository is incomplete "
+                    "(tests/data is tracked in git; restore it with `git checkout -- tests/data`).")
+    return path
 
 
 @pytest.fixture
