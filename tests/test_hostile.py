@@ -17,7 +17,7 @@ from torch import nn
 
 from ecgaudit.leads import STANDARD_LEADS
 
-from .conftest import MODELS, REPO
+from .conftest import MODELS, REPO, data_path
 
 CARD = {"fs": 100, "n_samples": 1000, "leads": list(STANDARD_LEADS), "layout": "NCT", "scaling": {"kind": "none"},
         "classes": ["NORM", "MI", "STTC", "CD", "HYP"], "output": "logits"}
@@ -144,7 +144,7 @@ def test_group_readable_private_key_is_refused(run_cli, tmp_path: Path) -> None:
 
 
 def test_ptbxl_csv_missing_a_column_is_refused(run_cli, tmp_path: Path) -> None:
-    real = REPO.parent / "shared" / "data" / "real-ecg" / "physionet-challenge-2021"
+    real = data_path("physionet-challenge-2021")
     shutil.copy(real / "scp_statements.csv", tmp_path / "scp_statements.csv")
     rows = (real / "ptbxl_database_rows_06000-06009.csv").read_text().splitlines()
     header = rows[0].split(",")
