@@ -12,7 +12,6 @@ import numpy as np
 import pydicom
 import pytest
 import wfdb
-from pydicom.data import get_testdata_file
 
 from ecgaudit.data import load_dataset
 from ecgaudit.data.aecg import write_aecg
@@ -21,37 +20,9 @@ from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 from ecgaudit.models import load_model
 
-from .conftest import MODELS, data_path
+from .conftest import CHALLENGE_IDS, MODELS, data_path, pydicom_ecg
 
 CHALLENGE = data_path("physionet-challenge-2021")
-CHALLENGE_IDS = ("E07509", "E07510", "HR06000", "HR06001", "HR06002", "HR06004", "HR06006", "JS20004")
-
-
-def pydicom_ecg() -> Path:
-    """pydicom's bundled 12-lead ECG (10 s at 1000 Hz, 1.25 µV per unit), shipped in its wheel."""
-    path = get_testdata_file("waveform_ecg.dcm")
-    if path is None:
-        pytest.fail("pydicom's bundled waveform_ecg.dcm is missing; reinstall pydicom (a dependency of ecgaudit).")
-    return Path(path)
-
-
-def write_dicom(path: Path, digital: np.ndarray, fs: float, *, sensitivity_uv: float = 1.0,
-                patient_id: str | None = None) -> Path:
-    """A 12-lead DICOM ECG holding `digital` `(12, T)` int16 in standard lead order, on pydicom's file."""
-    ds = pydicom.dcmread(pydicom_ecg())
-    del ds.WaveformSequence[1:]  # keep the rhythm group, drop the median beat
-    group = ds.WaveformSequence[0]
-    group.NumberOfWaveformSamples = digital.shape[1]
-    group.SamplingFrequency = fs
-    group.WaveformData = np.ascontiguousarray(digital.T, dtype="<i2").tobytes()
-    for channel in group.ChannelDefinitionSequence:
-        channel.ChannelSensitivity = sensitivity_uv
-    if patient_id is not None:
-        ds.PatientID = patient_id
-    ds.save_as(path)
-    return path
-
-
 def _load(spec: Path, fs: float = 500, n: int = 5000, leads=STANDARD_LEADS):
     return load_dataset(str(spec), fs=fs, n_samples=n, leads=leads)
 
@@ -98,29 +69,14 @@ def test_public_aecg_example() -> None:
         _load(path)
 
 
-@pytest.fixture(scope="module")
-def formats(tmp_path_factory) -> dict[str, Path]:
-    """The real Challenge records as WFDB (as shipped), and written as HL7 aECG and DICOM folders."""
-    base = tmp_path_factory.mktemp("formats")
-    (base / "aecg").mkdir()
-    (base / "dicom").mkdir()
-    for rid in CHALLENGE_IDS:
-        rec = wfdb.rdrecord(str(CHALLENGE / rid), physical=False)
-        assert list(rec.sig_name) == list(STANDARD_LEADS) and set(rec.adc_gain) == {1000.0}
-        assert set(rec.baseline) == {0}
-        write_aecg(base / "aecg" / f"{rid}.xml", rec.d_signal.T / 1000.0, rec.fs, rec.sig_name, patient_id=rid[:2])
-        write_dicom(base / "dicom" / f"{rid}.dcm", rec.d_signal.T, rec.fs, patient_id=rid[:2])
-    return {"wfdb": CHALLENGE, "aecg": base / "aecg", "dicom": base / "dicom"}
-
-
 def test_the_same_records_read_alike_from_wfdb_aecg_and_dicom(formats) -> None:
     loaded = {kind: _load(path) for kind, path in formats.items()}
+    assert loaded["dicom"].patient_ids == CHALLENGE_IDS and loaded["aecg"].patient_ids is None
     for kind in ("aecg", "dicom"):
         assert loaded[kind].record_ids == loaded["wfdb"].record_ids
         # integer µV samples: every format gives exactly WFDB's digital / 1000
         assert loaded[kind].X.tobytes() == loaded["wfdb"].X.tobytes()
         assert loaded[kind].quality == loaded["wfdb"].quality
-        assert loaded[kind].patient_ids == tuple(rid[:2] for rid in CHALLENGE_IDS)
         # hygiene is the same whatever the format: E07510 repeats E07509, JS20004 and HR06006 are flagged
         hygiene = split_dataset(loaded[kind], n_craft=3, n_eval=3, seed=0).hygiene
         assert hygiene["duplicates"] == [{"record": "E07510", "duplicate_of": "E07509"}]

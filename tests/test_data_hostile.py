@@ -22,8 +22,7 @@ from ecgaudit.data.aecg import write_aecg
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
-from .conftest import MODELS, data_path
-from .test_data_formats import pydicom_ecg
+from .conftest import MODELS, data_path, pydicom_ecg
 
 CHALLENGE = data_path("physionet-challenge-2021")
 _OPENED: list[str] | None = None

@@ -7,13 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-import wfdb
-
-from ecgaudit.data.aecg import write_aecg
-
 from .conftest import MODELS, data_path
-from .test_data_formats import CHALLENGE_IDS, write_dicom
 
 CHALLENGE = data_path("physionet-challenge-2021")
 LENIENT = Path(__file__).resolve().parent / "profiles" / "scan-lenient.toml"  # 8 + 8 records, one step each
@@ -26,22 +20,9 @@ def _scan(run_cli, data: Path, out: Path, profile: Path = LENIENT) -> tuple[int,
     return code, " ".join((stdout + stderr).split()), json.loads(report.read_text()) if report.exists() else None
 
 
-@pytest.fixture(scope="module")
-def copies(tmp_path_factory) -> dict[str, Path]:
-    """The Challenge records as DICOM (each its own patient) and as HL7 aECG (no patient) folders."""
-    base = tmp_path_factory.mktemp("copies")
-    (base / "dicom").mkdir()
-    (base / "aecg").mkdir()
-    for rid in CHALLENGE_IDS:
-        rec = wfdb.rdrecord(str(CHALLENGE / rid), physical=False)
-        write_dicom(base / "dicom" / f"{rid}.dcm", rec.d_signal.T, rec.fs, patient_id=rid)
-        write_aecg(base / "aecg" / f"{rid}.xml", rec.d_signal.T / 1000.0, rec.fs, rec.sig_name)
-    return {"dicom": base / "dicom", "aecg": base / "aecg"}
-
-
-def test_scan_reports_hygiene_and_the_same_results_from_every_format(run_cli, tmp_path: Path, copies) -> None:
+def test_scan_reports_hygiene_and_the_same_results_from_every_format(run_cli, tmp_path: Path, formats) -> None:
     reports = {}
-    for kind, data in (("wfdb", CHALLENGE), *copies.items()):
+    for kind, data in formats.items():
         code, text, report = _scan(run_cli, data, tmp_path / kind)
         assert code in (0, 1) and report is not None, text  # WFDB records carry no labels: accuracy rules fail
         reports[kind] = report

@@ -189,9 +189,7 @@ def load_dicom(
     path: str | Path, *, fs: float, n_samples: int, leads: Sequence[str], n_records: int | None = None
 ) -> EcgDataset:
     """Read a DICOM ECG file, or the `*.dcm` files of a folder, and conform them to the model."""
-    files = record_files(Path(path), ".dcm", "DICOM")
-    if n_records is not None:
-        files = files[: max(n_records, 0)]
+    files = record_files(Path(path), ".dcm", "DICOM", n_records)
     records = [read_dicom_file(f) for f in files]
     return build_dataset(
         records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"dicom:{Path(path)}",

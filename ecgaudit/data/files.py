@@ -7,8 +7,9 @@ from pathlib import Path
 from ecgaudit.errors import DataError
 
 
-def record_files(path: Path, suffix: str, what: str) -> list[Path]:
-    """`path` itself, or the `*<suffix>` files of folder `path` (any case, sorted, not recursive).
+def record_files(path: Path, suffix: str, what: str, n_records: int | None = None) -> list[Path]:
+    """`path` itself, or the `*<suffix>` files of folder `path` (any case, sorted, not recursive; the first
+    `n_records` when given).
 
     Symlinks are refused rather than followed, so nothing outside the data folder is read.
     """
@@ -18,6 +19,8 @@ def record_files(path: Path, suffix: str, what: str) -> list[Path]:
             raise DataError(f"folder {path} holds no {what} ({suffix}) files; point ecgaudit at {what} files.")
     else:
         found = [path]
+    if n_records is not None:
+        found = found[: max(n_records, 0)]
     for p in found:
         if p.is_symlink() or not p.is_file():
             raise DataError(
