@@ -228,6 +228,7 @@ class Splits:
     dataset: EcgDataset
     craft_idx: np.ndarray
     eval_idx: np.ndarray
+    hygiene: dict[str, Any] = field(default_factory=dict)
 
     @property
     def craft(self) -> EcgDataset:
@@ -241,22 +242,23 @@ class Splits:
         return {**data_summary(self.dataset), "splits": {
             "seed": seed, "n_craft": len(self.craft_idx), "n_eval": len(self.eval_idx),
             "craft_manifest_sha256": self.craft.manifest_sha256,
-            "eval_manifest_sha256": self.evaluation.manifest_sha256}}
+            "eval_manifest_sha256": self.evaluation.manifest_sha256}, "hygiene": self.hygiene}
 
 
 def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) -> Splits:
     """Load the data at the model's rate and draw the profile's craft/eval split with `seed`."""
     settings = profile.data["data"]
     return _splits(model, resolve_data_spec(data, settings["n_craft"] + settings["n_eval"]), settings["n_craft"],
-                   settings["n_eval"], seed)
+                   settings["n_eval"], seed, settings.get("min_n_eval"))
 
 
-def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int) -> Splits:
-    from ecgaudit.attacks.harness import split_indices
+def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int,
+            min_n_eval: int | None = None) -> Splits:
+    from ecgaudit.data.splits import split_dataset
 
     dataset = load_for(model, spec)
-    craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=n_craft, n_eval=n_eval, seed=seed)
-    return Splits(spec, dataset, craft_idx, eval_idx)
+    split = split_dataset(dataset, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
+    return Splits(spec, dataset, split.craft_idx, split.eval_idx, split.hygiene)
 
 
 def data_summary(dataset: EcgDataset) -> dict[str, Any]:
@@ -303,7 +305,8 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
     started = time.perf_counter()
     model, profile, seed = plan.model, plan.profile, plan.seed
     card = model.card
-    splits = _splits(model, plan.data_spec, plan.n_craft, plan.n_eval, seed)
+    splits = _splits(model, plan.data_spec, plan.n_craft, plan.n_eval, seed,
+                     None if profile is None else profile.data["data"].get("min_n_eval"))
     craft, evaluation = splits.craft, splits.evaluation
     model.check_parity(evaluation.X[:16])
     stage = reporter.task("clean evaluation", evaluation.n_records)

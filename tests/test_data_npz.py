@@ -14,11 +14,10 @@ from ecgaudit.data import SUPERCLASSES, EcgDataset, QualityIssue, load_dataset
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-ecg"
-CHALLENGE = REAL / "physionet-challenge-2021"
-NAMES = ("E07500", "E07501", "HR06000", "JS20000")
+from .conftest import data_path
 
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real ECG data not found at {REAL}")
+CHALLENGE = data_path("physionet-challenge-2021")
+NAMES = ("E07509", "HR06001", "HR06000", "HR06002")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,6 @@ def _load(path: Path | str, fs: float = 500, n: int = 5000, leads=STANDARD_LEADS
     return load_dataset(str(path), fs=fs, n_samples=n, leads=leads, **kw)
 
 
-@needs_real
 def test_npz_leads_by_name_and_labels(tmp_path, real_x):
     order = np.random.default_rng(1).permutation(12)
     leads = np.array([STANDARD_LEADS[k].lower() for k in order])
@@ -56,7 +54,6 @@ def test_npz_leads_by_name_and_labels(tmp_path, real_x):
     assert ds.source.startswith("npz:")
 
 
-@needs_real
 def test_npz_resamples_multi_hot_classes_and_ids(tmp_path, real_x):
     y = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 1]], dtype=np.uint8)
     path = _save(
@@ -154,7 +151,7 @@ def test_dispatch_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         _load(str(tmp_path / "absent"))
     (tmp_path / "E1.mat").write_bytes(b"")
-    with pytest.raises(DataError, match="is not a .npz file, a WFDB header or record path, or a folder"):
+    with pytest.raises(DataError, match=r"is not a \.npz, DICOM \(\.dcm\) or HL7 aECG \(\.xml\) file, a WFDB header"):
         _load(tmp_path / "E1.mat")
 
 

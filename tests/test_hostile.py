@@ -16,7 +16,7 @@ from torch import nn
 
 from ecgaudit.leads import STANDARD_LEADS
 
-from .conftest import MODELS, REPO
+from .conftest import MODELS, REPO, data_path
 
 CARD = {"fs": 100, "n_samples": 1000, "leads": list(STANDARD_LEADS), "layout": "NCT", "scaling": {"kind": "none"},
         "classes": ["NORM", "MI", "STTC", "CD", "HYP"], "output": "logits"}
@@ -143,10 +143,13 @@ def test_group_readable_private_key_is_refused(run_cli, tmp_path: Path) -> None:
 
 
 def test_ptbxl_csv_missing_a_column_is_refused(run_cli, tmp_path: Path) -> None:
-    (tmp_path / "scp_statements.csv").write_text(",diagnostic,diagnostic_class\nNORM,1.0,NORM\n")
-    (tmp_path / "ptbxl_database.csv").write_text(
-        "ecg_id,scp_codes,filename_lr,filename_hr\n"
-        "1,\"{'NORM': 100.0}\",records100/00000/00001_lr,records500/00000/00001_hr\n")
+    real = data_path("physionet-challenge-2021")
+    shutil.copy(real / "scp_statements.csv", tmp_path / "scp_statements.csv")
+    rows = (real / "ptbxl_database_rows_06000-06009.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    drop = header.index("strat_fold")
+    trimmed = [",".join(f for i, f in enumerate(r.split(",")) if i != drop) for r in rows]
+    (tmp_path / "ptbxl_database.csv").write_text("\n".join(trimmed) + "\n")
     code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--data", tmp_path)
     _assert_refused(code, text, tmp_path / "out", "strat_fold")
 

@@ -16,6 +16,7 @@ import torch
 from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, UniversalAttack, no_progress
 from ecgaudit.attacks.measure import measure, measure_records
 from ecgaudit.data.interface import EcgDataset
+from ecgaudit.data.splits import split_indices  # re-exported: the splitting code lives with the data
 from ecgaudit.errors import AttackError
 from ecgaudit.evaluation import CleanEvaluation, evaluate_clean
 from ecgaudit.io import npy_bytes
@@ -31,19 +32,6 @@ class Reporter(Protocol):
 class NullReporter:
     def task(self, description: str, total: int) -> ProgressFn:
         return no_progress
-
-
-def split_indices(n_records: int, *, n_craft: int, n_eval: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint craft and eval record indices drawn with `seed`; when both do not fit, eval keeps half."""
-    if n_craft < 1 or n_eval < 1:
-        raise AttackError("craft and eval splits need at least one record each.")
-    if n_records < 2:
-        raise AttackError(f"the dataset has {n_records} record(s); an attack needs at least 2 (craft + eval).")
-    order = np.random.default_rng(seed).permutation(n_records)
-    if n_craft + n_eval > n_records:
-        n_eval = min(n_eval, n_records // 2)
-    n_craft = min(n_craft, n_records - n_eval)
-    return order[n_eval : n_eval + n_craft], order[:n_eval]
 
 
 def split_craft_eval(dataset: EcgDataset, *, n_craft: int, n_eval: int, seed: int) -> tuple[EcgDataset, EcgDataset]:

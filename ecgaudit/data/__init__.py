@@ -6,7 +6,14 @@
   seed=2026) — synthetic records generated at the model's fs and length;
 * a path ending in `.npz` — see `ecgaudit.data.npz`;
 * a folder holding `ptbxl_database.csv` — a PTB-XL root, fold 10 (see `ecgaudit.data.ptbxl`);
-* any other folder, a `.hea` file or a record path without extension — WFDB (see `ecgaudit.data.wfdb_source`).
+* a `.dcm` file, a file with DICOM's `DICM` marker, or a folder of `.dcm` files — DICOM ECG waveforms (see
+  `ecgaudit.data.dicom`);
+* an `.xml` file or a folder of `.xml` files — HL7 aECG (see `ecgaudit.data.aecg`);
+* a folder of `.hea` files, a `.hea` file or a record path without extension — WFDB (see
+  `ecgaudit.data.wfdb_source`).
+
+A folder holding more than one of these kinds is refused: put each format in its own folder.
+Splitting the loaded records into craft and eval sets, with data hygiene, is `ecgaudit.data.splits`.
 """
 
 from __future__ import annotations
@@ -108,28 +115,69 @@ def load_dataset(
             )
         return _load_synthetic(spec, rest, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
 
-    # Imported here: wfdb pulls in pandas, which costs start-up time for commands that never read data.
-    from ecgaudit.data.npz import load_npz
-    from ecgaudit.data.ptbxl import is_ptbxl_root, load_ptbxl
+    path = Path(spec).expanduser()
+    kind = _source_kind(spec, path)
+    # Imported here: wfdb pulls in pandas, and pydicom is sizeable; commands that never read data skip both.
+    if kind == "npz":
+        from ecgaudit.data.npz import load_npz
+
+        return load_npz(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+    if kind == "ptbxl":
+        from ecgaudit.data.ptbxl import load_ptbxl
+
+        return load_ptbxl(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+    if kind == "dicom":
+        from ecgaudit.data.dicom import load_dicom
+
+        return load_dicom(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+    if kind == "aecg":
+        from ecgaudit.data.aecg import load_aecg
+
+        return load_aecg(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
     from ecgaudit.data.wfdb_source import load_wfdb
 
-    path = Path(spec).expanduser()
-    if path.suffix.lower() == ".npz":
-        return load_npz(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
-    if path.is_dir() and is_ptbxl_root(path):
-        return load_ptbxl(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
-    if (
-        path.is_dir()
-        or path.with_name(path.name + ".hea").is_file()
-        or (path.is_file() and path.suffix.lower() == ".hea")
-    ):
-        return load_wfdb(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+    return load_wfdb(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+
+
+_FOLDER_KINDS = {".hea": "wfdb", ".dcm": "dicom", ".xml": "aecg"}
+_KIND_NAMES = {"wfdb": "WFDB header (.hea)", "dicom": "DICOM (.dcm)", "aecg": "HL7 aECG (.xml)"}
+
+
+def _source_kind(spec: str, path: Path) -> str:
+    """`npz`, `ptbxl`, `dicom`, `aecg` or `wfdb` for a data path, or a DataError saying what is wrong."""
+    from ecgaudit.data.dicom import is_dicom_file
+    from ecgaudit.data.ptbxl import is_ptbxl_root
+
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return "npz"
+    if path.is_dir():
+        if is_ptbxl_root(path):
+            return "ptbxl"
+        kinds = sorted({_FOLDER_KINDS[p.suffix.lower()] for p in path.iterdir() if p.suffix.lower() in _FOLDER_KINDS})
+        if len(kinds) > 1:
+            raise DataError(
+                f"folder {path} holds {' and '.join(_KIND_NAMES[k] for k in kinds)} files; "
+                "put each format in its own folder and give one of them."
+            )
+        if not kinds:
+            raise DataError(
+                f"folder {path} holds no WFDB header (.hea), DICOM (.dcm) or HL7 aECG (.xml) files; "
+                "point ecgaudit at a folder of ECG records."
+            )
+        return kinds[0]
+    if path.is_file() and suffix in (".dcm", ".xml"):
+        return _FOLDER_KINDS[suffix]
+    if path.with_name(path.name + ".hea").is_file() or (path.is_file() and suffix == ".hea"):
+        return "wfdb"
+    if path.is_file() and is_dicom_file(path):
+        return "dicom"
     if path.exists():
         raise DataError(
-            f"data source {spec!r} is not a .npz file, a WFDB header or record path, or a folder; "
-            "give one of those (for WFDB, name the .hea file)."
+            f"data source {spec!r} is not a .npz, DICOM (.dcm) or HL7 aECG (.xml) file, a WFDB header or "
+            "record path, or a folder; give one of those (for WFDB, name the .hea file)."
         )
     raise DataError(
-        f"data source {spec!r} does not exist; give a .npz file, a WFDB record or folder, a PTB-XL root, "
-        "or builtin:synthetic."
+        f"data source {spec!r} does not exist; give a .npz file, a WFDB record or folder, a PTB-XL root, a DICOM "
+        "or HL7 aECG file or folder, or builtin:synthetic."
     )

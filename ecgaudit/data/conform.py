@@ -3,17 +3,20 @@
 Every data source produces `RawRecord`s (signals in mV at their own rate, with their own lead names) and
 calls `conform_records` / `build_dataset`, which:
 
-1. maps leads BY NAME (case-insensitive, `avr` -> `aVR`) into the model's lead order; a record lacking a
-   lead the model needs is rejected (`DataError` naming the record and the missing leads);
-2. rejects NaN or infinite samples (`DataError` naming the record and the lead);
-3. records quality issues of the part of the signal that is kept: a *flat* lead (peak-to-peak below
+1. maps leads BY NAME (case-insensitive, `avr` -> `aVR`) into the model's lead order;
+2. a lead the model needs that a record lacks, or whose samples are all NaN (WFDB's "no signal" value, a
+   lead-off electrode), is a *missing* lead: zero-filled and recorded as a `QualityIssue`, so the record is
+   kept out of the eval split (see `ecgaudit.data.splits`). A lead that NO record of the source holds is an
+   error (`DataError` naming the record and the lead): the data does not fit the model;
+3. rejects other NaN or infinite samples (`DataError` naming the record and the lead);
+4. records quality issues of the part of the signal that is kept: a *flat* lead (peak-to-peak below
    10 µV) and a *clipped* lead (at least 1 % of the samples sit at the lead's maximum or minimum, with a
    run of at least 5 consecutive samples there) become `QualityIssue`s, not errors;
-4. resamples with `scipy.signal.resample_poly` by the rational approximation
+5. resamples with `scipy.signal.resample_poly` by the rational approximation
    `Fraction(target_fs / source_fs).limit_denominator(1000)` (so a ratio that needs a larger denominator
    is approximated; the dataset still reports the requested fs), padding with the edge values so a
    baseline offset causes no edge transient;
-5. takes the FIRST `n_samples` samples (no centring), or zero-pads at the end when the record is shorter.
+6. takes the FIRST `n_samples` samples (no centring), or zero-pads at the end when the record is shorter.
 
 The output is float32 `(N, len(leads), n_samples)` in mV.
 """
@@ -38,6 +41,11 @@ CLIP_FRACTION = 0.01
 """A lead with at least this fraction of samples at its max (or min) may be clipped ..."""
 CLIP_RUN = 5
 """... if at least this many of them are consecutive."""
+MAX_SAMPLES = 10**8
+"""Every reader refuses a record that declares more than this many samples (all leads together)."""
+UNITS_PER_MV = {"mv": 1.0, "uv": 1e3, "µv": 1e3, "μv": 1e3, "v": 1e-3}
+"""How many of a unit make one mV, by the unit's name in lower case (WFDB, DICOM UCUM codes, HL7 aECG).
+Readers divide by it, so integer µV samples become exactly the mV that WFDB's `digital / 1000` gives."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +63,8 @@ class RawRecord:
     lead_names: tuple[str, ...]
     sha256: str
     labels: np.ndarray | None = None
+    patient_id: str | None = None
+    """The patient the record belongs to, where the source says (splits keep a patient on one side)."""
 
 
 def lead_key(name: str) -> str:
@@ -90,7 +100,8 @@ def _ratio(target_fs: float, source_fs: float) -> tuple[int, int]:
     return frac.numerator, frac.denominator
 
 
-def _select_leads(rec: RawRecord, wanted: tuple[str, ...]) -> np.ndarray:
+def _select_leads(rec: RawRecord, wanted: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """The rows of `wanted` leads (`(len(wanted), T)` float64; zeros for a missing lead) and the missing leads."""
     signal = np.asarray(rec.signal, dtype=np.float64)
     if signal.ndim != 2 or signal.shape[0] != len(rec.lead_names):
         raise DataError(
@@ -103,13 +114,28 @@ def _select_leads(rec: RawRecord, wanted: tuple[str, ...]) -> np.ndarray:
         if key in wanted and key in where:
             raise DataError(f"record {rec.record_id} holds lead {key} twice; keep one copy of each lead.")
         where[key] = i
-    missing = [lead for lead in wanted if lead not in where]
-    if missing:
-        raise DataError(
-            f"record {rec.record_id} lacks lead(s) {', '.join(missing)} that the model needs "
-            f"(it has {', '.join(rec.lead_names) or 'none'}); supply records with all of {', '.join(wanted)}."
-        )
-    return signal[[where[lead] for lead in wanted]]
+    out = np.zeros((len(wanted), signal.shape[1]))
+    missing = []
+    for j, lead in enumerate(wanted):
+        if lead in where and not np.isnan(signal[where[lead]]).all():
+            out[j] = signal[where[lead]]
+        else:
+            missing.append(lead)
+    return out, missing
+
+
+def missing_lead_error(rec: RawRecord, missing: Sequence[str], wanted: Sequence[str]) -> DataError:
+    """The error for leads the model needs that no record of the source holds (absent, or all NaN)."""
+    names = {lead_key(name) for name in rec.lead_names}
+    empty = [lead for lead in missing if lead in names]
+    absent = [lead for lead in missing if lead not in names]
+    what = f"lacks lead(s) {', '.join(absent)}" if absent else ""
+    if empty:
+        what += f"{' and ' if what else ''}holds only NaN in lead(s) {', '.join(empty)}"
+    return DataError(
+        f"record {rec.record_id} {what} that the model needs "
+        f"(it has {', '.join(rec.lead_names) or 'none'}); supply records with all of {', '.join(wanted)}."
+    )
 
 
 def _check_finite(rec: RawRecord, sub: np.ndarray, wanted: tuple[str, ...]) -> None:
@@ -128,13 +154,15 @@ def _check_finite(rec: RawRecord, sub: np.ndarray, wanted: tuple[str, ...]) -> N
 def conform_one(
     rec: RawRecord, *, fs: float, n_samples: int, leads: Sequence[str]
 ) -> tuple[np.ndarray, list[QualityIssue]]:
-    """Conform one record: `(len(leads), n_samples)` float32 and its quality issues."""
+    """Conform one record: `(len(leads), n_samples)` float32 and its quality issues (missing leads first)."""
     wanted = tuple(lead_key(lead) for lead in leads)
-    sub = _select_leads(rec, wanted)
+    sub, missing = _select_leads(rec, wanted)
     if not (math.isfinite(rec.fs) and rec.fs > 0):
         raise DataError(f"record {rec.record_id} has sampling rate {rec.fs!r}; it must be a positive number.")
     if sub.shape[1] == 0:
         raise DataError(f"record {rec.record_id} holds no samples; drop it from the data set.")
+    if len(missing) == len(wanted):
+        raise missing_lead_error(rec, missing, wanted)
     _check_finite(rec, sub, wanted)
     up, down = _ratio(fs, rec.fs)
     if up == 0:
@@ -144,10 +172,11 @@ def conform_one(
         )
     # Quality is judged on the source samples that end up inside the kept window.
     kept = min(sub.shape[1], math.ceil(n_samples * down / up))
-    issues = [
+    issues = [QualityIssue(rec.record_id, lead, "missing") for lead in missing]
+    issues += [
         QualityIssue(rec.record_id, lead, kind)
         for lead, row in zip(wanted, sub[:, :kept], strict=True)
-        if (kind := lead_quality(row)) is not None
+        if lead not in missing and (kind := lead_quality(row)) is not None
     ]
     if up != down:
         # Only the source samples needed for the first n_samples outputs (plus filter margin) are resampled.
@@ -167,11 +196,23 @@ def conform_records(
         raise ValueError(f"bad model contract: fs={fs!r}, n_samples={n_samples!r}, leads={tuple(leads)!r}")
     if len({lead_key(lead) for lead in leads}) != len(leads):
         raise ValueError(f"model leads repeat a lead: {tuple(leads)!r}")
+    wanted = tuple(lead_key(lead) for lead in leads)
+    # A lead no record holds is not a quality problem of some records: the data does not fit the model.
+    # Lead names alone show it, so it is refused before any record is conformed.
+    named = set().union(*({lead_key(name) for name in rec.lead_names} for rec in records)) if records else set()
+    if absent := [lead for lead in wanted if lead not in named]:
+        raise missing_lead_error(records[0], absent, wanted)
     X = np.zeros((len(records), len(leads), n_samples), dtype=np.float32)
     issues: list[QualityIssue] = []
+    missing_in: dict[str, int] = {}
     for i, rec in enumerate(records):
         X[i], found = conform_one(rec, fs=fs, n_samples=n_samples, leads=leads)
         issues.extend(found)
+        for q in found:
+            if q.kind == "missing":
+                missing_in[q.lead] = missing_in.get(q.lead, 0) + 1
+    if nowhere := [lead for lead, count in missing_in.items() if count == len(records)]:
+        raise missing_lead_error(records[0], nowhere, wanted)
     return X, tuple(issues)
 
 
@@ -183,8 +224,13 @@ def build_dataset(
     leads: Sequence[str],
     classes: Sequence[str] | None,
     source: str,
+    patient_field: str | None = None,
 ) -> EcgDataset:
-    """Conform `records` and wrap them, with labels and manifest, into an `EcgDataset`."""
+    """Conform `records` and wrap them, with labels, manifest and patients, into an `EcgDataset`.
+
+    `patient_field` names where the records' `patient_id`s come from; patients are recorded only when at
+    least one record has one.
+    """
     if not records:
         raise DataError(f"{source} holds no records; point ecgaudit at a source with at least one record.")
     ids = [rec.record_id for rec in records]
@@ -202,6 +248,7 @@ def build_dataset(
         labels = np.stack([np.asarray(rec.labels, dtype=np.uint8) for rec in records])
         if labels.shape != (len(records), len(classes)):
             raise ValueError(f"labels have shape {labels.shape}, expected {(len(records), len(classes))}")
+    has_patients = any(rec.patient_id is not None for rec in records)
     return EcgDataset(
         X=X,
         fs=float(fs),
@@ -212,4 +259,6 @@ def build_dataset(
         source=source,
         manifest=tuple((rec.record_id, rec.sha256) for rec in records),
         quality=quality,
+        patient_ids=tuple(rec.patient_id for rec in records) if has_patients else None,
+        patient_field=patient_field if has_patients else None,
     )

@@ -13,12 +13,12 @@ SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 
 @dataclass(frozen=True)
 class QualityIssue:
-    """A lead of a record that is present but suspicious (flat or clipped)."""
+    """A lead of a record that is suspicious (flat or clipped) or recorded nothing (missing)."""
 
     record_id: str
     lead: str
     kind: str
-    """`flat` or `clipped`."""
+    """`flat`, `clipped` or `missing` (see `ecgaudit.data.conform`)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ class EcgDataset:
     manifest: tuple[tuple[str, str], ...]
     """(record id, SHA-256 of the record's source bytes), one per record."""
     quality: tuple[QualityIssue, ...] = field(default=())
+    patient_ids: tuple[str | None, ...] | None = None
+    """The patient of each record (None where unknown), or None when the source names no patients."""
+    patient_field: str | None = None
+    """Where `patient_ids` come from (e.g. PTB-XL's `patient_id` column), for the report."""
 
     @property
     def n_records(self) -> int:
@@ -64,4 +68,6 @@ class EcgDataset:
             source=self.source,
             manifest=tuple(self.manifest[i] for i in idx),
             quality=tuple(q for q in self.quality if q.record_id in keep),
+            patient_ids=None if self.patient_ids is None else tuple(self.patient_ids[i] for i in idx),
+            patient_field=self.patient_field,
         )

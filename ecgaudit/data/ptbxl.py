@@ -1,8 +1,10 @@
 """Read a PTB-XL root: `ptbxl_database.csv`, `scp_statements.csv`, `records100/` and `records500/`.
 
 The records of one stratified fold (`strat_fold`, default 10, PTB-XL's recommended test fold) are read.
-The model's fs picks the file: `filename_lr` (100 Hz) when the model's fs is at most 250 Hz, else
-`filename_hr` (500 Hz); conforming then resamples to the model's exact rate.
+The model's fs picks the file: `filename_lr` (100 Hz) only when the model's fs is at most 100 Hz, else
+`filename_hr` (500 Hz), since the 100 Hz files hold nothing above 50 Hz; conforming then resamples to the
+model's exact rate. Each record's `patient_id` (when the column is there) keeps a patient's records on one side
+of the craft/eval split.
 
 Labels are multi-hot over `SUPERCLASSES`: every code in a record's `scp_codes` (whatever its likelihood)
 that `scp_statements.csv` marks `diagnostic == 1` contributes its `diagnostic_class`. Records with no
@@ -26,8 +28,9 @@ from ecgaudit.errors import DataError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
-LR_MAX_FS = 250.0
+LR_MAX_FS = 100.0
 """Models at or below this rate read the 100 Hz files (`filename_lr`), faster ones the 500 Hz files."""
+PATIENT_FIELD = "patient_id"
 
 
 def is_ptbxl_root(path: str | Path) -> bool:
@@ -94,6 +97,14 @@ def _labels(scp_codes: str, ecg_id: str, table: dict[str, str], path: Path) -> n
     return y
 
 
+def _patient(value: str | None) -> str | None:
+    """PTB-XL writes patient ids as floats (`5028.0`); an empty cell means unknown."""
+    value = (value or "").strip()
+    if not value or value.lower() == "nan":
+        return None
+    return value[:-2] if value.endswith(".0") else value
+
+
 def _record_path(root: Path, rel: str, ecg_id: str, column: str) -> Path:
     """`root / rel`, refusing empty, absolute or `..` paths (a symlinked `records500/` is fine)."""
     rel = rel.strip()
@@ -135,6 +146,7 @@ def read_ptbxl(
                 lead_names=raw.lead_names,
                 sha256=raw.sha256,
                 labels=_labels(row["scp_codes"], ecg_id, table, db_path),
+                patient_id=_patient(row.get(PATIENT_FIELD)),
             )
         )
     if not records and n_records != 0:
@@ -161,4 +173,5 @@ def load_ptbxl(
         leads=leads,
         classes=SUPERCLASSES,
         source=f"ptbxl:{root} (strat_fold {fold}, {column})",
+        patient_field=PATIENT_FIELD,
     )

@@ -7,27 +7,30 @@ leads in `s0010_re.xyz`. Units are converted to mV from each channel's `units` f
 A record's `sha256` is the SHA-256 over the header file's bytes followed by the bytes of each distinct
 signal file that the read channels live in, in header order. WFDB records carry no labels we trust, so
 `labels` is None.
+
+Checked before any sample is read: the header's sampling rate must be written and positive (wfdb itself
+silently falls back to 250 Hz); headers and signal files must be regular files, not symlinks, and signal
+files must sit in the header's folder (a name with a path in it is refused), so nothing outside the data
+folder is read. A header comment `# Patient: ID` (also `Patient ID`, `patient_id`, `Subject`, `Subject ID`;
+any case) names the record's patient, which keeps that patient's records on one side of the split.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import wfdb
 
-from ecgaudit.data.conform import RawRecord, build_dataset, lead_key
+from ecgaudit.data.conform import MAX_SAMPLES, UNITS_PER_MV, RawRecord, build_dataset, lead_key
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
-MAX_SAMPLES = 10**8
-"""Refuse a record whose header claims more than this many samples (sig_len * n_sig) in all."""
-
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 # Bytes per sample of the uncompressed WFDB formats, to spot truncated signal files before reading.
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5}
 
@@ -59,13 +62,7 @@ def header_units(header_path: Path, n_sig: int) -> list[str | None]:
 
     Units follow the `/` in a signal line's third field (`gain(baseline)/units`); None where not given.
     """
-    raw = header_path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")][1 : 1 + n_sig]
+    lines = _header_lines(header_path)[1 : 1 + n_sig]
     units: list[str | None] = []
     for line in lines:
         fields = line.split()
@@ -74,19 +71,82 @@ def header_units(header_path: Path, n_sig: int) -> list[str | None]:
     return units + [None] * (n_sig - len(units))
 
 
-def _unit_scale(name: str, channel: str, unit: str | None) -> float:
-    scale = _UNIT_TO_MV.get((unit or "").strip().lower())
-    if scale is None:
+_FS_FIELD = re.compile(r"^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:/.*)?$")
+PATIENT_KEYS = frozenset({"patient", "patient id", "patient_id", "patientid", "subject", "subject id", "subject_id"})
+PATIENT_FIELD = "WFDB header comment Patient"
+"""What `EcgDataset.patient_field` says for WFDB records (the `# Patient:` comment or its synonyms)."""
+
+
+def _header_lines(header_path: Path) -> list[str]:
+    """The header's non-comment lines, stripped (the record line first)."""
+    raw = header_path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def header_fs(header_path: Path) -> float:
+    """The sampling rate written in the header's record line (`name n_sig fs[/counter[(base)]] ...`), in Hz.
+
+    wfdb reads a missing or unparsable rate (`-500`, `abc`) as its default of 250 Hz; that would silently
+    change every duration, so here it is an error.
+    """
+    name = header_path.name
+    lines = _header_lines(header_path)
+    fields = lines[0].split() if lines else []
+    token = fields[2] if len(fields) > 2 else ""
+    if not _FS_FIELD.match(token):
+        got = f"{token!r}" if token else "no sampling rate"
+        raise DataError(
+            f"header {name} gives {got} where the sampling rate belongs (third field of its first line); "
+            "write the rate in Hz, e.g. 'rec 12 500 5000'."
+        )
+    fs = float(token.split("/", 1)[0])
+    if not (math.isfinite(fs) and fs > 0):
+        raise DataError(f"header {name} gives sampling rate {token!r}; write a positive rate in Hz.")
+    return fs
+
+
+def header_patient(comments: Sequence[str]) -> str | None:
+    """The patient named by a `# Patient: ID` comment (or a synonym in `PATIENT_KEYS`), else None."""
+    for comment in comments:
+        key, sep, value = comment.partition(":")
+        if sep and key.strip().lower() in PATIENT_KEYS and value.strip():
+            return value.strip()
+    return None
+
+
+def _regular_file(path: Path, what: str, name: str) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DataError(
+            f"record {name}: {what} {path.name} is a symlink or not a regular file; ecgaudit reads only "
+            "regular files inside the data folder, so copy the file itself there."
+        )
+
+
+def _units_per_mv(name: str, channel: str, unit: str | None) -> float:
+    per_mv = UNITS_PER_MV.get((unit or "").strip().lower())
+    if per_mv is None:
         raise DataError(
             f"record {name}, lead {channel} has unit {unit!r}, which ecgaudit cannot convert to mV; "
             "use mV, uV or V."
         )
-    return scale
+    return per_mv
 
 
 def _check_file(name: str, base: Path, header: wfdb.Record, fname: str) -> Path:
-    """The path of signal file `fname`, after checking it exists and is as long as the header says."""
+    """The path of signal file `fname`, after checking it is a regular file beside the header, as long as the
+    header says."""
+    if not fname or fname in {".", ".."} or Path(fname).name != fname or "\\" in fname:
+        raise DataError(
+            f"record {name}: signal file {fname!r} is not a plain file name; a WFDB header may only name "
+            "signal files in its own folder."
+        )
     fpath = base.parent / fname
+    _regular_file(fpath, "signal file", name)
     if not fpath.is_file():
         raise DataError(f"record {name}: signal file {fname} is missing; put it next to {name}.hea.")
     in_file = [i for i, f in enumerate(header.file_name) if f == fname]
@@ -127,6 +187,8 @@ def read_record(path: str | Path, *, leads: Sequence[str] | None = None) -> RawR
 def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     name = base.name
     head_path = base.with_name(name + ".hea")
+    _regular_file(head_path, "header", name)
+    fs = header_fs(head_path)
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
@@ -148,7 +210,7 @@ def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     channels = [i for i, ch in enumerate(names) if lead_key(ch) in wanted]
     parsed = header.units or [None] * n_sig
     units = [w if w is not None else parsed[i] for i, w in enumerate(header_units(head_path, n_sig))]
-    scales = np.array([_unit_scale(name, names[i], units[i]) for i in channels])
+    per_mv = np.array([_units_per_mv(name, names[i], units[i]) for i in channels])
     files: list[str] = []
     for i in channels:
         if header.file_name[i] not in files:
@@ -159,7 +221,7 @@ def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
             rec = wfdb.rdrecord(str(base), channels=channels, physical=True)
         except Exception as exc:
             raise DataError(f"record {name} cannot be read by wfdb ({exc}); check its files.") from exc
-        signal = np.asarray(rec.p_signal, dtype=np.float64).T * scales[:, None]
+        signal = np.asarray(rec.p_signal, dtype=np.float64).T / per_mv[:, None]
     else:
         signal = np.zeros((0, sig_len))
     digest = hashlib.sha256(head_path.read_bytes())
@@ -168,10 +230,11 @@ def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     return RawRecord(
         record_id=name,
         signal=signal,
-        fs=float(header.fs),
+        fs=fs,
         lead_names=tuple(names[i] for i in channels),
         sha256=digest.hexdigest(),
         labels=None,
+        patient_id=header_patient(header.comments or []),
     )
 
 
@@ -196,5 +259,6 @@ def load_wfdb(
     """Read WFDB record(s) and conform them to the model (`fs`, `n_samples`, `leads`)."""
     records = read_wfdb(path, leads=leads, n_records=n_records)
     return build_dataset(
-        records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"wfdb:{Path(path)}"
+        records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"wfdb:{Path(path)}",
+        patient_field=PATIENT_FIELD,
     )
