@@ -81,7 +81,8 @@ def _num(value: float) -> float | None:
 
 def st_change(x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Sequence[str], *,
               sex: Any = None, age: Any = None) -> dict[str, Any]:
-    """ST deviation of clean and adversarial records, its change per lead, and the MI criteria.
+    """ST deviation of clean and adversarial records (read at the clean record's fiducial points, see
+    `clinical.st`), its change per lead, and the MI criteria.
 
     Per lead, medians over the records measured in both: `clean_j_mv`, `adversarial_j_mv`, `change_j_mv`
     (with its interquartile range) and `change_j60_mv`. `mi_criteria.newly_met` is the share of measured records
@@ -90,7 +91,8 @@ def st_change(x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Se
     x = np.asarray(x_clean_mv, dtype=np.float32)
     adv = x + np.asarray(delta_mv, dtype=np.float32)
     r_peaks = [detect_r_peaks(record, fs, leads) for record in x]
-    clean, attacked = st_deviations(x, fs, r_peaks), st_deviations(adv, fs, r_peaks)
+    clean = st_deviations(x, fs, r_peaks)
+    attacked = st_deviations(adv, fs, r_peaks, clean.fiducials)
     both = clean.measured & attacked.measured
     change_j = attacked.st_j_mv[both] - clean.st_j_mv[both]
     change_j60 = attacked.st_j60_mv[both] - clean.st_j60_mv[both]
