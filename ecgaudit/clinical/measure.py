@@ -128,11 +128,13 @@ def st_change(x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Se
 def clinical_metrics(
     x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Sequence[str], *,
     predict: Predict | None = None, decide: Decide | None = None, sex: Any = None, age: Any = None,
+    clean_decisions: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The per-attack clinical block for report.json (see the module docstring). Shapes: `x_clean_mv`
     `(N, L, T)` mV; `delta_mv` universal `(L, T)` or per record `(N, L, T)` mV. `predict`/`decide` (the vendor's
     runtime) are needed for the front-end fooling rates, which are omitted without them. `sex`/`age`: one value
     or one per record, for the V2–V3 cut-point of the MI criteria (default in `criteria.DEFAULT_RULE`).
+    `clean_decisions` (the runtime's decisions on `x_clean_mv`, e.g. `CleanEvaluation.decisions`) saves a pass.
     """
     leads = list(leads)
     has_limbs = all(lead in leads for lead in LIMB_LEADS)
@@ -142,5 +144,6 @@ def clinical_metrics(
         "st": st_change(x_clean_mv, delta_mv, fs, leads, sex=sex, age=age),
     }
     if predict is not None and decide is not None:
-        out["front_end"] = fooling_after_highpass(x_clean_mv, delta_mv, fs, predict, decide)
+        out["front_end"] = fooling_after_highpass(x_clean_mv, delta_mv, fs, predict, decide,
+                                                  clean_decisions=clean_decisions)
     return out
