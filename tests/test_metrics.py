@@ -109,7 +109,7 @@ class _LeadSignModel(torch.nn.Module):
 def test_multilabel_table_counts_records_per_label_on_a_model_with_a_known_answer(tmp_path: Path) -> None:
     import json
 
-    from ecgaudit.attacks.harness import measure
+    from ecgaudit.attacks.measure import measure
     from ecgaudit.data.interface import EcgDataset
     from ecgaudit.evaluation import evaluate_clean
     from ecgaudit.leads import STANDARD_LEADS
