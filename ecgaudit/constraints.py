@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ecgaudit.clinical.leads import limb_index, physical_subspace, project_physical
 from ecgaudit.dsp import gaussian_smooth, zero_phase_filter
 from ecgaudit.errors import AttackError
 from ecgaudit.leads import STANDARD_LEADS
@@ -58,6 +59,14 @@ class PhysioConstraint(LinfBox):
     cutoff_hz: float | None = 15.0
     window_ms: float | None = 50.0
     filter_order: int = 4
+    low_hz: float | None = None
+    """Lower band edge of eq. 4's filter (Hz): with it, `smooth` band-passes low_hz–cutoff_hz, so the attack
+    cannot put its budget into a DC offset or baseline drift that any ECG front end's high-pass removes."""
+    lead_space: str = "12"
+    """"12": every lead is free. "8": craft in the independent leads I, II, V1–V6 and derive III, aVR, aVL, aVF
+    (Einthoven, Goldberger), so the perturbation could come from real electrodes; ε still holds on all 12."""
+    leads: tuple[str, ...] = STANDARD_LEADS
+    """Lead names in the order of `eps_mv` (needed by lead_space "8")."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,13 +74,36 @@ class PhysioConstraint(LinfBox):
             raise AttackError(f"the low-pass cutoff must be positive; got {self.cutoff_hz} Hz.")
         if self.window_ms is not None and not self.window_ms > 0:
             raise AttackError(f"the smoothing window must be positive; got {self.window_ms} ms.")
+        below_cutoff = self.cutoff_hz is None or (self.low_hz or 0.0) < self.cutoff_hz
+        if self.low_hz is not None and not (self.low_hz > 0 and below_cutoff):
+            raise AttackError(f"low_hz must be positive and below the cutoff ({self.cutoff_hz} Hz); "
+                              f"got {self.low_hz} Hz.")
+        if self.lead_space not in ("12", "8"):
+            raise AttackError(f"lead_space must be '12' (all leads free) or '8' (I, II, V1–V6 independent, the "
+                              f"rest derived); got {self.lead_space!r}.")
+        if self.lead_space == "8":
+            if len(self.leads) != len(self.eps_mv):
+                raise AttackError(f"lead_space '8' needs one lead name per ε; got {len(self.leads)} names for "
+                                  f"{len(self.eps_mv)} values.")
+            limb_index(self.leads)
+
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        """Π_ε: the box's clip; in lead space "8", the nearest perturbation that obeys Einthoven's laws within
+        ±ε on all 12 leads (`clinical.leads.project_physical`). Shapes: `(..., L, T)` mV."""
+        if self.lead_space == "8":
+            return project_physical(v, self.eps_mv, self.leads)
+        return super().project(v)
 
     def smooth(self, g: torch.Tensor, fs: float) -> torch.Tensor:
-        """eq. 4: low-pass below `cutoff_hz`, then Gaussian smoothing over `window_ms`. Shapes kept."""
-        if self.cutoff_hz is not None and self.cutoff_hz < fs / 2:
-            g = zero_phase_filter(g, fs, high_hz=self.cutoff_hz, order=self.filter_order)
+        """eq. 4: low-pass below `cutoff_hz` (band-pass from `low_hz` when set), then Gaussian smoothing over
+        `window_ms`; in lead space "8", then onto the signals that obey Einthoven's laws. Shapes kept."""
+        high_hz = self.cutoff_hz if self.cutoff_hz is not None and self.cutoff_hz < fs / 2 else None
+        if high_hz is not None or self.low_hz is not None:
+            g = zero_phase_filter(g, fs, low_hz=self.low_hz, high_hz=high_hz, order=self.filter_order)
         if self.window_ms is not None:
             g = gaussian_smooth(g, fs, self.window_ms)
+        if self.lead_space == "8":
+            g = physical_subspace(g, self.leads)
         return g
 
     def physiological_filter(self, v: torch.Tensor, fs: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Pure metric functions on numpy arrays: rates with Wilson intervals, AUC."""
+"""Pure metric functions on numpy arrays: rates with Wilson intervals, AUC, and what a perturbation does."""
 
 from __future__ import annotations
 
@@ -77,12 +77,20 @@ def snr_db(clean: np.ndarray, perturbation: np.ndarray) -> float:
     return float(np.mean(per_record))
 
 
-def ssim_1d(clean: np.ndarray, adversarial: np.ndarray, fs: float, *, window_ms: float = 14.0) -> float:
+SSIM_WINDOW_MS = 50.0
+"""The SSIM window: 50 ms, the paper's smoothing window W (25 samples at 500 Hz) and exactly 5 samples at 100 Hz."""
+
+
+def ssim_1d(clean: np.ndarray, adversarial: np.ndarray, fs: float, *, window_ms: float = SSIM_WINDOW_MS) -> float:
     """Structural similarity per lead (Wang et al. 2004), averaged over leads and records.
 
     ECG has no natural zero for the luminance term, so both signals are min-max normalised by the clean
-    lead's range (data range 1), as is usual for 1-D SSIM on ECG; the sliding window is `window_ms` long
-    (7 samples at 500 Hz, skimage's default), at least 3 samples. Shapes: `(N, L, T)` mV each.
+    lead's range (data range 1), as is usual for 1-D SSIM on ECG. The sliding (uniform) window spans
+    `window_ms` of signal, rounded to an odd number of samples and at least 3, so that the same signal scores
+    the same at 100 Hz and 500 Hz: a window fixed in samples (skimage's 7) is 14 ms at 500 Hz but 70 ms at
+    100 Hz. For the same reason the local (co)variances are population moments: the sample correction
+    `w / (w - 1)` is 1.25 for a 5-sample window but 1.04 for 25 samples. What still differs between rates is
+    content the slower rate cannot carry (power above its Nyquist). Shapes: `(N, L, T)` mV each.
     """
     from scipy.ndimage import uniform_filter1d
 
@@ -99,11 +107,9 @@ def ssim_1d(clean: np.ndarray, adversarial: np.ndarray, fs: float, *, window_ms:
         return uniform_filter1d(a, width, axis=2, mode="reflect")
 
     mu_x, mu_y = mean(x), mean(y)
-    # sample (not population) covariance, as skimage does
-    correction = width / (width - 1)
-    var_x = (mean(x * x) - mu_x**2) * correction
-    var_y = (mean(y * y) - mu_y**2) * correction
-    cov = (mean(x * y) - mu_x * mu_y) * correction
+    var_x = mean(x * x) - mu_x**2
+    var_y = mean(y * y) - mu_y**2
+    cov = mean(x * y) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return float(ssim_map.mean())
 
@@ -127,45 +133,54 @@ def power_fraction_below(perturbation: np.ndarray, fs: float, cutoff_hz: float) 
 
 
 def per_lead_norms(perturbation: np.ndarray, leads: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """L∞ and L2 (mV) per lead; for `(N, L, T)` input, the mean over records of each."""
+    """L∞ and RMS (mV) per lead; for `(N, L, T)` input, the mean over records of each.
+
+    RMS, not the L2 norm: an L2 norm over samples grows with √fs and with the record's length, RMS does not.
+    """
     p = perturbation if perturbation.ndim == 3 else perturbation[None]
     linf = np.abs(p).max(axis=2).mean(axis=0)
-    l2 = np.sqrt((p.astype(np.float64) ** 2).sum(axis=2)).mean(axis=0)
-    return {lead: {"linf_mv": float(a), "l2_mv": float(b)} for lead, a, b in zip(leads, linf, l2)}
+    rms = np.sqrt((p.astype(np.float64) ** 2).mean(axis=2)).mean(axis=0)
+    return {lead: {"linf_mv": float(a), "rms_mv": float(b)} for lead, a, b in zip(leads, linf, rms)}
 
 
 def misdiagnosis(clean: np.ndarray, adversarial: np.ndarray, classes: tuple[str, ...]) -> dict[str, object]:
-    """Where successful attacks land: a clean→adversarial count matrix and its concentration.
+    """Where successful attacks land, as counts of records.
 
-    Single-label: `clean`, `adversarial` are class indices `(N,)`; the matrix counts records whose class
-    changed. Multi-label: multi-hot `(N, K)`; rows are the labels lost and columns the labels gained.
-    `top_target_share` is the share of changed records whose new class (gained label) is the most frequent one.
+    Single-label: `clean`, `adversarial` are class indices `(N,)`; `matrix[i][j]` counts records whose class
+    changed from i to j. Multi-label: multi-hot `(N, K)`; labels are not exclusive, so there is no
+    clean→adversarial matrix (`matrix` is empty) and `per_label` is the table to read.
+
+    `per_label[label]` = `{"gained", "lost", "clean_positive"}`: records that gained / lost the label under
+    attack, and records that had it clean (for single-label, "had the class"). `top_targets` are the
+    labels gained by the most changed records (all of them when tied), `top_target_share` the share of changed
+    records that gained each of them, and `top_target` the same names joined by " / " for display.
     """
     k = len(classes)
     matrix = np.zeros((k, k), dtype=np.int64)
     if clean.ndim == 1:
         changed = clean != adversarial
         np.add.at(matrix, (clean[changed], adversarial[changed]), 1)
-        targets = np.bincount(adversarial[changed], minlength=k)
-        n_changed = int(changed.sum())
+        gained = np.bincount(adversarial[changed], minlength=k)
+        lost = np.bincount(clean[changed], minlength=k)
+        positive = np.bincount(clean, minlength=k)
+        matrix_out: list[list[int]] = matrix.tolist()
     else:
         c, a = clean.astype(bool), adversarial.astype(bool)
         changed = np.any(c != a, axis=1)
-        gained = a & ~c
-        lost = c & ~a
-        for i in np.flatnonzero(changed):
-            src = np.flatnonzero(lost[i]) if lost[i].any() else np.flatnonzero(c[i])
-            for s in src:
-                for t in np.flatnonzero(gained[i]):
-                    matrix[s, t] += 1
-        targets = gained[changed].sum(axis=0)
-        n_changed = int(changed.sum())
-    top = int(np.argmax(targets)) if n_changed else None
-    share = float(targets[top] / n_changed) if top is not None and n_changed else float("nan")
+        gained = (a & ~c).sum(axis=0)
+        lost = (c & ~a).sum(axis=0)
+        positive = c.sum(axis=0)
+        matrix_out = []
+    n_changed = int(changed.sum())
+    most = int(gained.max()) if n_changed and k else 0
+    tops = [classes[i] for i in np.flatnonzero(gained == most)] if most > 0 else []
     return {
         "classes": list(classes),
-        "matrix": matrix.tolist(),
+        "matrix": matrix_out,
+        "per_label": {label: {"gained": int(g), "lost": int(lo), "clean_positive": int(p)}
+                      for label, g, lo, p in zip(classes, gained, lost, positive)},
         "n_changed": n_changed,
-        "top_target": classes[top] if top is not None else None,
-        "top_target_share": share,
+        "top_targets": tops,
+        "top_target": " / ".join(tops) if tops else None,
+        "top_target_share": float(most / n_changed) if n_changed else float("nan"),
     }

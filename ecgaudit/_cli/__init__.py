@@ -70,6 +70,9 @@ def _register() -> None:
     app.command("verify")(evidence.verify_command)
     app.command("render")(evidence.render_command)
     app.add_typer(evidence.schema_app, name="schema")
+    from ecgaudit._cli import reader_study as reader_study_cmd
+
+    app.add_typer(reader_study_cmd.app, name="reader-study")
 
 
 _register()

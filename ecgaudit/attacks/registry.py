@@ -49,7 +49,7 @@ def _construct(cls: type, name: str, **kwargs: Any) -> Any:
 def _physio_constraint(name: str, leads: tuple[str, ...], params: dict[str, Any], cutoff_hz: float
                        ) -> PhysioConstraint:
     """Pop the constraint parameters (`eps_mv` per lead, or `eps_limb_mv` / `eps_chest_mv`; `cutoff_hz`;
-    `window_ms`) from `params` and build the universal attacks' constraint."""
+    `window_ms`; `low_hz`; `lead_space` "12" | "8") from `params` and build the universal attacks' constraint."""
     from ecgaudit.constraints import PhysioConstraint, default_eps_mv
 
     eps_mv = params.pop("eps_mv", None)
@@ -57,6 +57,8 @@ def _physio_constraint(name: str, leads: tuple[str, ...], params: dict[str, Any]
     chest = params.pop("eps_chest_mv", 0.2)
     cutoff = params.pop("cutoff_hz", cutoff_hz)
     window = params.pop("window_ms", 50.0)
+    low_hz = params.pop("low_hz", None)
+    lead_space = str(params.pop("lead_space", "12"))
     if eps_mv is not None:
         if not isinstance(eps_mv, list | tuple):
             eps_mv = [eps_mv] * len(leads)
@@ -66,7 +68,8 @@ def _physio_constraint(name: str, leads: tuple[str, ...], params: dict[str, Any]
                              chest_mv=_number(name, "eps_chest_mv", chest))
     if len(eps) != len(leads):
         raise AttackError(f"{name}: eps_mv has {len(eps)} values but the model has {len(leads)} leads.")
-    return PhysioConstraint(eps, cutoff_hz=cutoff, window_ms=window)
+    return PhysioConstraint(eps, cutoff_hz=cutoff, window_ms=window, low_hz=low_hz, lead_space=lead_space,
+                            leads=leads)
 
 
 def _number(name: str, key: str, value: Any) -> float:
