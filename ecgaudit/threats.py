@@ -233,7 +233,7 @@ def _rebuild_for(attack: UniversalAttack | PerSampleAttack, target_leads: Sequen
     widest = max(eps_by_lead.values())
     surrogate_eps = tuple(eps_by_lead.get(lead, widest) for lead in surrogate.card.leads)
     if isinstance(attack, UniversalAttack):
-        constraint = replace(attack.constraint, eps_mv=surrogate_eps)
+        constraint = replace(attack.constraint, eps_mv=surrogate_eps, leads=tuple(surrogate.card.leads))
         return replace(attack, constraint=constraint, fs=surrogate.card.fs)  # type: ignore[call-arg]
     if len(attack.constraint.eps_mv) == 1:
         return attack

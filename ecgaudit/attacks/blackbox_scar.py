@@ -42,7 +42,8 @@ def smooth_directions(constraint: PhysioConstraint, fs: float, shape: tuple[int,
         noise = torch.fft.irfft(spectrum * shaped, n=n_samples, dim=-1)
     smooth = constraint.smooth(noise, fs)
     peak = smooth.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12)
-    return smooth / peak * constraint.eps_tensor(smooth)
+    # Filling each lead's box, then projecting: in the physical lead space the scaling breaks Einthoven's laws.
+    return constraint.project(smooth / peak * constraint.eps_tensor(smooth))
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def make_deck(report_dir: Path, out_dir: Path, *, key_path: Path | None = None, 
         (sealed_dir / stale).unlink(missing_ok=True)
     if private_key is not None:
         key_out = sealed_dir / "answer-key.dsse.json"
-        atomic_write_bytes(key_out, sign_envelope(statement(subjects, key_doc), private_key), mode=0o600)
+        atomic_write_bytes(key_out, sign_envelope(statement(subjects, json_bytes(key_doc)), private_key), mode=0o600)
     else:
         key_out = sealed_dir / "answer-key.json"
         atomic_write_bytes(key_out, json_bytes(key_doc), mode=0o600)
@@ -199,7 +199,7 @@ def load_key(path: Path, public_key_path: Path | None = None) -> AnswerKey:
         if public_key_path is None:
             raise ReaderStudyError(f"{path} is signed; pass --pubkey with the scan's public key to verify it.")
         verified = verify_envelope(raw, load_public_key(public_key_path))
-        document, keyid = verified.report, verified.keyid
+        document, keyid = verified.report, verified.fingerprint
     elif public_key_path is not None:
         raise ReaderStudyError(f"{path} is not signed, so --pubkey cannot verify it; use the answer-key.dsse.json "
                                "that 'reader-study make --key' writes.")

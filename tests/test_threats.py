@@ -1,0 +1,217 @@
+"""Threat models, the worst case over them, noise floors and attack-failure indicators (issue: trustworthy
+verdicts). The models here are the bundled ones and variants built in the tests: a rounding step in front of a
+model masks its gradients without changing its decisions."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper, numpy_helper
+
+from ecgaudit.attacks import build_attack
+from ecgaudit.attacks.blackbox_scar import BlackBoxSCAR, smooth_directions
+from ecgaudit.attacks.harness import measure_outcome, run_attack, split_craft_eval
+from ecgaudit.data import load_dataset
+from ecgaudit.evaluation import evaluate_clean
+from ecgaudit.indicators import masked_gradients, no_rise_with_budget, stronger_without_gradients
+from ecgaudit.metrics import power_fraction_below, wilson
+from ecgaudit.models import load_model
+from ecgaudit.profiles import Profile, builtin_names, load_profile
+from ecgaudit.scan import ScanConfig, run_scan
+from ecgaudit.threats import ThreatRun, worst_case
+
+from .conftest import MODELS
+
+
+def prepend_rounding(source: Path, target: Path, step_mv: float = 0.001) -> Path:
+    """Copy an ONNX model with its input rounded to the nearest `step_mv` in front (Mul, Round, Div): the same
+    decisions, zero gradients. The card is copied beside it."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    original = graph.input[0].name
+    rounded_input = original + "_unrounded"
+    scale = numpy_helper.from_array(np.array(1.0 / step_mv, dtype=np.float32), "rounding_scale")
+    graph.initializer.extend([scale])
+    nodes = [helper.make_node("Mul", [rounded_input, "rounding_scale"], ["rounding_scaled"]),
+             helper.make_node("Round", ["rounding_scaled"], ["rounding_rounded"]),
+             helper.make_node("Div", ["rounding_rounded", "rounding_scale"], [original])]
+    graph.input[0].name = rounded_input
+    old = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + old)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    shutil.copy(source.with_name(source.stem + ".card.json"), target.with_name(target.stem + ".card.json"))
+    return target
+
+
+def reduced(profile: Profile, n: int = 12) -> Profile:
+    """A built-in profile with its rules, attacks and threat models, on fewer records, epochs and queries."""
+    data = copy.deepcopy(profile.data)
+    data["data"].update(n_craft=n, n_eval=n)
+    caps = {"epochs": 2, "max_passes": 1, "deepfool_max_iter": 3, "steps": 3}
+    for entry in data["attacks"]:
+        params = entry.setdefault("params", {})
+        for key, cap in caps.items():
+            if key in params:
+                params[key] = min(params[key], cap)
+    if "sweep" in data:
+        points = data["sweep"]["chest_eps_mv"]
+        data["sweep"]["chest_eps_mv"] = [points[0], points[-1]]
+        data["sweep"].setdefault("params", {})["epochs"] = 1
+    threats = data.setdefault("threat_models", {})
+    threats.update(queries_universal=400, queries_per_record=15, noise_floor_draws=2)
+    return Profile(name=profile.name, source=f"{profile.source} (reduced for a test)", text=profile.text, data=data)
+
+
+@pytest.fixture(scope="module")
+def rounded_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepend_rounding(MODELS / "cnn.onnx", tmp_path_factory.mktemp("rounded") / "cnn-rounded.onnx")
+
+
+@pytest.fixture(scope="module")
+def rounded_light(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepend_rounding(MODELS / "cnn-ml100.onnx", tmp_path_factory.mktemp("rounded") / "ml100-rounded.onnx")
+
+
+def test_rounding_in_front_keeps_decisions_and_zeroes_white_box_gradients(rounded_cnn: Path) -> None:
+    plain, rounded = load_model(MODELS / "cnn.onnx"), load_model(rounded_cnn)
+    c = plain.card
+    data = load_dataset("builtin:synthetic:n=16,seed=3", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    assert np.array_equal(plain.decide(plain.predict(data.X)), rounded.decide(rounded.predict(data.X)))
+    clean = evaluate_clean(rounded, data)
+    assert masked_gradients(rounded, data, clean).status == "fired"
+    assert masked_gradients(plain, data, evaluate_clean(plain, data)).status == "passed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", builtin_names())
+def test_a_model_with_masked_gradients_never_passes_a_builtin_profile(rounded_cnn: Path, name: str) -> None:
+    """The rounded CNN under each built-in profile's rules and threat models (on fewer records): never PASS, the
+    masking indicator fires, and an attack without white-box gradients is what fooled it."""
+    model = load_model(rounded_cnn)
+    report = run_scan(ScanConfig(model=model, profile=reduced(load_profile(name)))).report
+    assert report["gate"]["verdict"] in ("FAIL", "INCONCLUSIVE")
+    fired = {i["id"] for i in report["indicators"] if i["status"] == "fired"}
+    assert "masked-gradients" in fired
+    scar = next(a for a in report["attacks"] if a["attack"] == "scar")
+    by_threat = {t["threat_model"]: t for t in scar["threat_models"]}
+    white = by_threat["white-box"]["metrics"]["fooling_rate"]["value"]
+    assert scar["worst_case"]["threat_model"] != "white-box"
+    assert scar["metrics"]["fooling_rate"]["value"] > white
+    if report["gate"]["verdict"] == "INCONCLUSIVE":
+        assert any("masked" in sentence for sentence in report["gate"]["inconclusive"])
+
+
+def test_inconclusive_exits_4_and_fails_the_junit_suite(run_cli, rounded_light: Path, tmp_path: Path) -> None:
+    """Rules that always pass, on a model whose gradients are masked: INCONCLUSIVE, exit 4, a failing JUnit case."""
+    profile = Path(__file__).parent / "profiles" / "scan-lenient.toml"
+    junit = tmp_path / "junit.xml"
+    code, out, err = run_cli("scan", rounded_light, "--profile", profile, "--out", tmp_path / "out",
+                             "--junit-xml", junit, "--quiet")
+    assert code == 4, err
+    assert "INCONCLUSIVE" in out and "masked-gradients" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["gate"]["verdict"] == "INCONCLUSIVE"
+    assert all(rule["passed"] for rule in report["gate"]["rules"])
+    assert "failure" in junit.read_text() and "Inconclusive" in junit.read_text()
+
+
+def test_every_attack_reports_threat_models_noise_floor_and_worst_case(run_cli, tmp_path: Path) -> None:
+    profile = Path(__file__).parent / "profiles" / "scan-lenient.toml"
+    code, _, err = run_cli("scan", MODELS / "cnn-ml100.onnx", "--profile", profile, "--out", tmp_path / "out",
+                           "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for attack in report["attacks"]:
+        names = [t["threat_model"] for t in attack["threat_models"]]
+        assert names == ["white-box", "bpda", "transfer", "black-box"]
+        for t in attack["threat_models"]:
+            assert t["knowledge"] and (("metrics" in t) == (t["status"] == "ran"))
+            assert t["status"] == "ran" or t["reason"]
+        floor = attack["noise_floor"]
+        assert floor["draws"] == len(floor["per_draw"]) >= 1
+        assert 0.0 <= floor["mean"] <= floor["max"]["value"] <= 1.0
+        assert attack["worst_case"]["threat_model"]
+    assert {i["id"] for i in report["indicators"]} >= {"masked-gradients", "unbounded-sanity",
+                                                        "nondeterministic-runtime"}
+
+
+def test_black_box_scar_reaches_half_the_white_box_rate_on_the_bundled_cnn() -> None:
+    model = load_model(MODELS / "cnn.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=96,seed=0", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    craft, evaluation = split_craft_eval(data, n_craft=48, n_eval=48, seed=0)
+    scar = build_attack("scar", fs=c.fs, leads=c.leads, params={"epochs": 5, "batch_size": 16})
+    white = run_attack(scar, model, craft, evaluation, seed=0).metrics["fooling_rate"]["value"]
+    black_attack = BlackBoxSCAR(constraint=scar.constraint, fs=c.fs, queries=3000)  # type: ignore[arg-type]
+    black = run_attack(black_attack, model, craft, evaluation, seed=0)
+    assert black.info["queries"] <= 3000
+    assert white > 0.3
+    assert black.metrics["fooling_rate"]["value"] >= 0.5 * white
+
+
+def test_random_smooth_directions_stay_in_the_box_and_the_band() -> None:
+    scar = build_attack("scar", fs=250, leads=("I", "II", "V2"), params={})
+    v = smooth_directions(scar.constraint, 250, (4, 3, 2500), torch.Generator().manual_seed(0), slope=1.0)  # type: ignore[arg-type]
+    eps = torch.tensor([0.1, 0.1, 0.2]).view(-1, 1)
+    assert bool((v.abs() <= eps + 1e-6).all())
+    assert power_fraction_below(v.numpy(), 250, 15.0) >= 0.95
+    # every lead reaches its budget: the noise floor uses the whole box, as the attack may
+    assert torch.allclose(v.abs().amax(dim=-1), eps.view(1, -1).expand(4, -1), atol=1e-6)
+
+
+def _rate(successes: int, total: int) -> dict:
+    return wilson(successes, total).to_dict()
+
+
+def _fake(threat: str, fooled: int, n: int = 100) -> ThreatRun:
+    class Outcome:
+        metrics = {"fooling_rate": _rate(fooled, n)}
+
+    return ThreatRun(threat, "ran", outcome=Outcome())  # type: ignore[arg-type]
+
+
+def test_stronger_without_gradients_fires_only_beyond_both_intervals() -> None:
+    assert stronger_without_gradients("scar", [_fake("white-box", 5), _fake("transfer", 78)]).status == "fired"
+    assert stronger_without_gradients("scar", [_fake("white-box", 40), _fake("black-box", 48)]).status == "passed"
+    assert stronger_without_gradients("scar", [_fake("white-box", 5), _fake("bpda", 78),
+                                                _fake("transfer", 78)]).status == "passed"
+    assert stronger_without_gradients("scar", [_fake("transfer", 78)]).status == "not-applicable"
+
+
+def test_no_rise_with_budget_fires_on_a_significant_fall() -> None:
+    rising = [{"chest_eps_mv": e, "fooling_rate": _rate(k, 100)} for e, k in ((0.02, 5), (0.2, 60), (0.6, 95))]
+    falling = [{"chest_eps_mv": e, "fooling_rate": _rate(k, 100)} for e, k in ((0.02, 5), (0.2, 60), (0.6, 20))]
+    noisy = [{"chest_eps_mv": e, "fooling_rate": _rate(k, 100)} for e, k in ((0.2, 60), (0.6, 55))]
+    assert no_rise_with_budget(rising).status == "passed"
+    assert no_rise_with_budget(falling).status == "fired"
+    assert no_rise_with_budget(noisy).status == "passed"
+    assert no_rise_with_budget(None).status == "not-applicable"
+
+
+def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_failed() -> None:
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=12,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    clean = evaluate_clean(model, data)
+    attack = build_attack("pgd", fs=c.fs, leads=c.leads, params={"eps_mv": 3.0})
+    rng = np.random.default_rng(0)
+    deltas = [np.zeros(data.X.shape, np.float32),
+              np.where(np.arange(12)[:, None, None] < 6, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32),
+              np.where(np.arange(12)[:, None, None] >= 6, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32)]
+    runs = [ThreatRun(t, "ran", outcome=measure_outcome(attack, model, data, clean, d, n_craft=0, craft_seconds=0.0))
+            for t, d in zip(("white-box", "transfer", "black-box"), deltas)]
+    fooled = [r.outcome.fooled for r in runs]  # type: ignore[union-attr]
+    assert fooled[1].any() and fooled[2].any(), "the random 3 mV noise must change some decisions"
+    combined, label = worst_case(runs, attack, model, data, clean)
+    assert np.array_equal(combined.fooled, fooled[0] | fooled[1] | fooled[2])
+    assert combined.metrics["fooling_rate"]["successes"] == int((fooled[0] | fooled[1] | fooled[2]).sum())
+    assert label.startswith("per record")
