@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -123,7 +124,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"key '{_key(path)}': {error.message}"
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The key of the first NaN or infinite number (TOML allows `nan` and `inf`), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "top level"
+    if isinstance(value, dict):
+        return next((k for key, v in value.items() if (k := _non_finite(v, f"{path}.{key}" if path else key))), None)
+    if isinstance(value, list):
+        return next((k for i, v in enumerate(value) if (k := _non_finite(v, f"{path}[{i}]"))), None)
+    return None
+
+
 def _check_references(data: dict[str, Any], source: str) -> None:
+    bad = _non_finite(data)
+    if bad is not None:
+        raise ProfileError(f"profile {source}: key '{bad}' is not a finite number; give a real value.")
     ids = [a["id"] for a in data["attacks"]]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -387,7 +387,9 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
         raise AttackError(f"{planned.id}: no threat model could run ({'; '.join(r.reason or '' for r in runs)}); "
                           "enable transfer or black-box in the profile's [threat_models].")
     outcome, worst = worst_case(runs, planned.attack, model, evaluation, clean)
-    doc = {"id": planned.id, **outcome_document(outcome)}
+    # The attack as the profile names it; the method each threat model used is recorded under threat_models.
+    doc = {"id": planned.id, **outcome_document(outcome), "attack": planned.attack.name,
+           "params": planned.attack.params()}
     doc["worst_case"] = {"threat_model": worst, "rule": (
         "the highest fooling rate over the threat models that ran" if planned.attack.universal else
         "per record: robust only if every threat model's attack failed on it")}
@@ -417,7 +419,18 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
         result.perturbations[planned.id] = outcome.perturbation
     doc["noise_floor"] = noise_floor(planned.attack, model, evaluation, clean, draws=plan.threats.noise_floor_draws,
                                      seed=plan.seed)
+    doc["clinical"] = _clinical(outcome, model, evaluation, clean)
     return doc, outcome, runs
+
+
+def _clinical(outcome: AttackOutcome, model: ModelAdapter, evaluation: EcgDataset, clean: Any) -> dict[str, Any]:
+    """What a clinician or an ECG front end makes of the gated perturbation (`ecgaudit.clinical.measure`)."""
+    from ecgaudit.clinical.measure import clinical_metrics
+
+    delta = outcome.perturbation if outcome.perturbation is not None else outcome.record_perturbations
+    assert delta is not None
+    return clinical_metrics(evaluation.X, delta, evaluation.fs, evaluation.leads, predict=model.predict,
+                            decide=model.decide, clean_decisions=clean.decisions)
 
 
 def _transfer_out(planned: PlannedAttack, outcome: AttackOutcome, model: ModelAdapter,
