@@ -33,8 +33,8 @@ def main() -> None:
 
     from ecgaudit._cli import main as cli
     from ecgaudit.errors import EcgauditError
-    from ecgaudit.signing import keygen, load_public_key
-    from ecgaudit.verification import verify_bundle
+    from ecgaudit.report.signing import keygen, load_public_key
+    from ecgaudit.report.verification import verify_bundle
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

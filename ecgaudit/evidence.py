@@ -24,15 +24,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ecgaudit.errors import OutputError, ReportError
 from ecgaudit.io import atomic_write_bytes, current_umask, json_bytes, loads_json, npy_bytes, npz_bytes
-from ecgaudit.report import validate_report
-from ecgaudit.signing import fingerprint, sign_envelope, statement
-from ecgaudit.verification import ENVELOPE_NAME, REPORT_NAME, model_subject, report_claims, verify_bundle
+from ecgaudit.report.model import Report
+from ecgaudit.report.schema import validate_report
+from ecgaudit.report.signing import fingerprint, sign_envelope, statement
+from ecgaudit.report.verification import ENVELOPE_NAME, REPORT_NAME, model_subject, report_claims, verify_bundle
 
 if TYPE_CHECKING:
     from ecgaudit.scan import ScanResult
@@ -52,7 +53,7 @@ class Bundle:
     """A written bundle. `report` is what report.json holds (parsed); `subjects` is what the statement signs."""
 
     out_dir: Path
-    report: dict[str, Any]
+    report: Report
     report_sha256: str
     subjects: dict[str, str]
     """Subject name -> SHA-256: the model's file name, then paths relative to `out_dir` (POSIX separators)."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ecgaudit.attacks.scar import SCAR
     from ecgaudit.data.interface import EcgDataset
     from ecgaudit.models.interface import ModelAdapter
+    from ecgaudit.report.model import Report
 
 SCHEMA_VERSION = "1"
 DEFAULT_DATA = "builtin:synthetic"
@@ -87,7 +88,7 @@ class Plan:
 
 @dataclass
 class ScanResult:
-    report: dict[str, Any]
+    report: Report
     perturbations: dict[str, np.ndarray] = field(default_factory=dict)
     samples: dict[str, np.ndarray] = field(default_factory=dict)
     """Arrays for `samples.npz`: `X` clean `(k, L, T)` mV, `record_ids`, `fs`, `leads`, `delta_<id>` per attack."""
@@ -502,7 +503,7 @@ class _Prefixed:
 
 
 def _gate(report: dict[str, Any], profile: Profile, baseline: dict[str, Any] | None) -> None:
-    from ecgaudit.gate import evaluate_rules, regressions
+    from ecgaudit.report.gate import evaluate_rules, regressions
 
     rules = evaluate_rules(report, profile.rules)
     if baseline is not None:

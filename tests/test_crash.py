@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ecgaudit.errors import EcgauditError
-from ecgaudit.signing import keygen
-from ecgaudit.verification import verify_bundle
+from ecgaudit.report.signing import keygen
+from ecgaudit.report.verification import verify_bundle
 
 from .conftest import MODELS, REPO
 

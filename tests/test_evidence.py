@@ -21,9 +21,9 @@ import wfdb
 
 from ecgaudit.errors import EcgauditError
 from ecgaudit.io import json_bytes
-from ecgaudit.report import report_schema, schema_errors
-from ecgaudit.signing import fingerprint, load_private_key, load_public_key, sign_envelope, statement
-from ecgaudit.verification import verify_bundle
+from ecgaudit.report.schema import report_schema, schema_errors
+from ecgaudit.report.signing import fingerprint, load_private_key, load_public_key, sign_envelope, statement
+from ecgaudit.report.verification import verify_bundle
 
 from .conftest import MODELS, REPO
 

@@ -154,7 +154,7 @@ def test_attack_registry_cli_choices_and_schema_enums_agree() -> None:
 
     from ecgaudit._cli.attack import AttackName
     from ecgaudit.attacks import ATTACKS
-    from ecgaudit.report import report_schema
+    from ecgaudit.report.schema import report_schema
 
     names = list(ATTACKS)
     assert [member.value for member in AttackName] == names

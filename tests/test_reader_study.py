@@ -41,7 +41,7 @@ def scan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from ecgaudit.signing import keygen
+    from ecgaudit.report.signing import keygen
 
     return keygen(tmp_path_factory.mktemp("keys"))
 
@@ -56,7 +56,7 @@ def deck(scan_dir: Path, keys: tuple[Path, Path], tmp_path_factory: pytest.TempP
 
 
 def _key_cases(deck: Path, public: Path) -> list[dict]:
-    from ecgaudit.signing import load_public_key, verify_envelope
+    from ecgaudit.report.signing import load_public_key, verify_envelope
 
     envelope = (deck / "sealed" / "answer-key.dsse.json").read_bytes()
     return verify_envelope(envelope, load_public_key(public)).report["cases"]
@@ -156,7 +156,7 @@ def test_wfdb_records_are_named_by_case_and_carry_no_hint(deck: Path, keys: tupl
 
 def test_a_tampered_or_foreign_key_fails_to_verify(run_cli, deck: Path, keys: tuple[Path, Path],
                                                    tmp_path: Path) -> None:
-    from ecgaudit.signing import keygen
+    from ecgaudit.report.signing import keygen
 
     envelope = json.loads((deck / "sealed" / "answer-key.dsse.json").read_bytes())
     statement = json.loads(base64.b64decode(envelope["payload"]))

@@ -48,7 +48,7 @@ def test_reproduce_refuses_a_different_model(run_cli, ci_report: Path) -> None:
 
 
 def test_null_in_the_report_and_nan_in_the_rerun_are_the_same_unmeasured_number() -> None:
-    from ecgaudit.reproduce import compare_reports
+    from ecgaudit.report.reproduce import compare_reports
 
     old = {"attacks": [{"metrics": {"top_target_share": None, "snr_db": 20.0}}]}
     assert compare_reports(old, {"attacks": [{"metrics": {"top_target_share": float("nan"), "snr_db": 20.0}}]}) == []

@@ -10,7 +10,7 @@ import pytest
 
 from ecgaudit.errors import EcgauditError, ExitCode, ReportError
 from ecgaudit.io import json_bytes
-from ecgaudit.signing import (
+from ecgaudit.report.signing import (
     PAYLOAD_TYPE,
     SigningKeyError,
     VerificationError,

@@ -12,10 +12,10 @@ from rich.console import Console
 from ecgaudit.errors import ExitCode, ReportError, VerificationError
 from ecgaudit.evidence import render_report_pdf
 from ecgaudit.io import MAX_REPORT_BYTES, atomic_write_bytes, read_bounded, read_json_object
-from ecgaudit.report import report_schema, validate_report
-from ecgaudit.reproduce import reproduce as reproduce_report
-from ecgaudit.signing import keygen
-from ecgaudit.verification import verify_bundle
+from ecgaudit.report.reproduce import reproduce as reproduce_report
+from ecgaudit.report.schema import report_schema, validate_report
+from ecgaudit.report.signing import keygen
+from ecgaudit.report.verification import verify_bundle
 
 console = Console()
 

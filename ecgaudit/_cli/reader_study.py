@@ -64,7 +64,7 @@ def score_command(
     Exit 1 when a signed key does not verify.
     """
     from ecgaudit.clinical.reader_study import score
-    from ecgaudit.signing import VerificationError
+    from ecgaudit.report.signing import VerificationError
 
     try:
         result = score(key, answers, public_key_path=pubkey)

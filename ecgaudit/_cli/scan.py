@@ -32,8 +32,8 @@ from ecgaudit.io import read_json_object
 from ecgaudit.models import load_model
 from ecgaudit.profiles import load_profile
 from ecgaudit.render.markdown import render_markdown
+from ecgaudit.report.signing import load_private_key, signing_key_path
 from ecgaudit.scan import ScanConfig, ScanResult, run_scan
-from ecgaudit.signing import load_private_key, signing_key_path
 
 HELP = (
     "Run a profile's whole battery under every threat model and gate on it; write the report folder DIR: "

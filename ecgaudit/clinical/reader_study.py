@@ -2,7 +2,7 @@
 
 `make_deck` turns a scan's output folder into a blinded, shuffled deck of the clean and adversarial ECGs it
 kept (`samples.npz`): a PDF on standard ECG paper and WFDB records, both named only by case id; an answer
-sheet (CSV) for readers; and a sealed answer key, signed (DSSE, Ed25519, `ecgaudit.signing`) with the scan's
+sheet (CSV) for readers; and a sealed answer key, signed (DSSE, Ed25519, `ecgaudit.report.signing`) with the scan's
 key when one is given, whose subjects are the deck's files. `score` reads the key and the readers' sheets and
 gives, per reader and pooled, the sensitivity and specificity of spotting forgeries, with 95% Wilson intervals,
 and the diagnoses readers gave to forged and clean records.
@@ -125,7 +125,7 @@ def make_deck(report_dir: Path, out_dir: Path, *, key_path: Path | None = None, 
               allow_insecure_key: bool = False) -> DeckResult:
     """Write `out_dir/deck/` (for readers) and `out_dir/sealed/` (the answer key) from a scan folder."""
     from ecgaudit.render.ecg_deck import render_deck
-    from ecgaudit.signing import load_private_key, sign_envelope, statement
+    from ecgaudit.report.signing import load_private_key, sign_envelope, statement
 
     report, samples = load_scan(report_dir)
     available = sorted(key[len("delta_"):] for key in samples if key.startswith("delta_"))
@@ -186,7 +186,7 @@ def load_key(path: Path, public_key_path: Path | None = None) -> AnswerKey:
 
     Raises `signing.VerificationError` when the signature does not hold (a tampered or foreign key).
     """
-    from ecgaudit.signing import load_public_key, verify_envelope
+    from ecgaudit.report.signing import load_public_key, verify_envelope
 
     try:
         raw = path.read_bytes()

@@ -13,6 +13,7 @@ from ecgaudit.io import file_sha256, json_bytes
 from ecgaudit.models import load_model
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.profiles import Profile
+from ecgaudit.report.model import Report
 from ecgaudit.scan import ScanConfig, prepare_splits, run_scan
 
 FLOAT_TOLERANCE = 1e-9
@@ -45,7 +46,7 @@ def _differs(old: Any, new: Any) -> bool:
     return old != new
 
 
-def _load_audited(model: Path, report: dict[str, Any]) -> ModelAdapter:
+def _load_audited(model: Path, report: Report) -> ModelAdapter:
     card = report["model"].get("card")
     if not isinstance(card, dict):
         return load_model(model)
@@ -55,7 +56,7 @@ def _load_audited(model: Path, report: dict[str, Any]) -> ModelAdapter:
         return load_model(model, card_path=card_path)
 
 
-def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def compare_reports(old: Report, new: Report) -> list[str]:
     """Every measured quantity (and digest) that differs, as 'path: old → new' lines."""
     if old.get("baseline") is not None:
         # regression rules depend on the baseline, not on this run: compare the profile's own rules only
@@ -71,7 +72,7 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return drift
 
 
-def reproduce(report: dict[str, Any], *, model: Path, data: str | None = None,
+def reproduce(report: Report, *, model: Path, data: str | None = None,
               transfer_models: list[Path] | None = None) -> list[str]:
     """Rerun the described scan on `model` (which must be the audited file) and return the drift lines.
 

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ecgaudit.errors import ReportError, VerificationError
 from ecgaudit.io import MAX_ENVELOPE_BYTES, file_sha256, json_bytes, read_bounded
-from ecgaudit.report import schema_errors
-from ecgaudit.signing import load_public_key, verify_envelope
+from ecgaudit.report.schema import schema_errors
+from ecgaudit.report.signing import load_public_key, verify_envelope
 
 ENVELOPE_NAME = "report.dsse.json"
 REPORT_NAME = "report.json"

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from ecgaudit.errors import ProfileError
+from ecgaudit.report.model import GateRule, Report
 
 
-def _metric(report: dict[str, Any], rule: dict[str, Any]) -> Any:
+def _metric(report: Report, rule: dict[str, Any]) -> Any:
     if rule["metric"] == "accuracy":
         return report["clean"].get("accuracy")
     attack = next((a for a in report["attacks"] if a["id"] == rule["attack"]), None)
     return None if attack is None else attack["metrics"].get(rule["metric"])
 
 
-def measured(report: dict[str, Any], rule: dict[str, Any]) -> tuple[float | None, float | None, list[float] | None]:
+def measured(report: Report, rule: dict[str, Any]) -> tuple[float | None, float | None, list[float] | None]:
     """(value, conservative bound, ci95) of the rule's metric; None where the metric was not measured."""
     entry = _metric(report, rule)
     if entry is None:
@@ -29,9 +30,9 @@ def measured(report: dict[str, Any], rule: dict[str, Any]) -> tuple[float | None
     return float(entry), float(entry), None
 
 
-def evaluate_rules(report: dict[str, Any], rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def evaluate_rules(report: Report, rules: list[dict[str, Any]]) -> list[GateRule]:
     """One result per rule; a metric that could not be measured fails its rule, with the reason."""
-    results = []
+    results: list[GateRule] = []
     for rule in rules:
         value, bound, ci = measured(report, rule)
         if bound is None:
@@ -51,15 +52,15 @@ def evaluate_rules(report: dict[str, Any], rules: list[dict[str, Any]]) -> list[
 
 
 def regressions(
-    report: dict[str, Any], baseline: dict[str, Any], rules: list[dict[str, Any]], tolerance: float
-) -> list[dict[str, Any]]:
+    report: Report, baseline: Report, rules: list[dict[str, Any]], tolerance: float
+) -> list[GateRule]:
     """A rule whose metric got worse than in `baseline` by more than `tolerance` fails as a regression."""
     if baseline.get("profile", {}).get("name") != report["profile"]["name"]:
         raise ProfileError(
             f"the baseline report is from profile '{baseline.get('profile', {}).get('name')}', not "
             f"'{report['profile']['name']}'; compare reports of the same profile."
         )
-    results = []
+    results: list[GateRule] = []
     for rule in rules:
         new, _, _ = measured(report, rule)
         old, _, _ = measured(baseline, rule)
