@@ -79,7 +79,8 @@ class BlackBoxSCAR(UniversalAttack):
     def params(self) -> dict[str, Any]:
         c = self.constraint
         return {
-            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "fs": self.fs,
+            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "low_hz": c.low_hz,
+            "lead_space": c.lead_space, "fs": self.fs,
             "queries": self.queries, "directions": self.directions, "batch_size": self.batch_size,
             "probe": self.probe, "alpha": self.alpha, "prior": self.prior, "slope": self.slope,
             "floor_hz": self.floor_hz,

@@ -50,6 +50,7 @@ def _physio_constraint(name: str, leads: tuple[str, ...], params: dict[str, Any]
                        ) -> PhysioConstraint:
     """Pop the constraint parameters (`eps_mv` per lead, or `eps_limb_mv` / `eps_chest_mv`; `cutoff_hz`;
     `window_ms`; `low_hz`; `lead_space` "12" | "8") from `params` and build the universal attacks' constraint."""
+    from ecgaudit.clinical.leads import LIMB_LEADS
     from ecgaudit.constraints import PhysioConstraint, default_eps_mv
 
     eps_mv = params.pop("eps_mv", None)
@@ -68,6 +69,9 @@ def _physio_constraint(name: str, leads: tuple[str, ...], params: dict[str, Any]
                              chest_mv=_number(name, "eps_chest_mv", chest))
     if len(eps) != len(leads):
         raise AttackError(f"{name}: eps_mv has {len(eps)} values but the model has {len(leads)} leads.")
+    if lead_space == "8" and sum(lead in LIMB_LEADS for lead in leads) < 3:
+        # Any two limb leads are independent functions of I and II: every perturbation of them is physical.
+        lead_space = "12"
     return PhysioConstraint(eps, cutoff_hz=cutoff, window_ms=window, low_hz=low_hz, lead_space=lead_space,
                             leads=leads)
 

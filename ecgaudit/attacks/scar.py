@@ -42,7 +42,8 @@ class SCAR(UniversalAttack):
     def params(self) -> dict[str, Any]:
         c = self.constraint
         return {
-            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "fs": self.fs,
+            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "low_hz": c.low_hz,
+            "lead_space": c.lead_space, "fs": self.fs,
             "alpha": self.alpha, "epochs": self.epochs, "batch_size": self.batch_size,
         }
 

@@ -141,7 +141,8 @@ class UniversalDeepFool(UniversalAttack):
     def params(self) -> dict[str, Any]:
         c = self.constraint
         return {
-            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "fs": self.fs,
+            "eps_mv": list(c.eps_mv), "cutoff_hz": c.cutoff_hz, "window_ms": c.window_ms, "low_hz": c.low_hz,
+            "lead_space": c.lead_space, "fs": self.fs,
             "target_fooling_rate": self.target_fooling_rate, "max_passes": self.max_passes,
             "overshoot": self.overshoot, "deepfool_max_iter": self.deepfool_max_iter, "batch_size": self.batch_size,
         }
