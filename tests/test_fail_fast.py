@@ -1,0 +1,103 @@
+"""Bad input found before any attack runs: exit 2 with one sentence, never exit 3 after the expensive work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import MODELS
+
+LIGHT = MODELS / "cnn-ml100.onnx"
+CI = Path(__file__).resolve().parents[1] / "profiles" / "ci.toml"
+
+
+@pytest.fixture
+def no_attack(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail the test if any attack starts: everything here must be refused before that."""
+    import ecgaudit.attacks.harness as harness
+
+    started: list[str] = []
+
+    def run_attack(attack, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - a trap with the real signature's shape
+        started.append(attack.name)
+        raise AssertionError(f"{attack.name} started although the input was bad")
+
+    monkeypatch.setattr(harness, "run_attack", run_attack)
+    return started
+
+
+def _profile(tmp_path: Path, old: str, new: str) -> Path:
+    text = CI.read_text(encoding="utf-8")
+    assert old in text, f"the ci profile no longer holds {old!r}"
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _refused(run_cli, no_attack: list[str], *args: object) -> str:
+    code, out, err = run_cli("scan", *args)
+    assert code == 2, out + err
+    assert "Traceback" not in out + err and "internal error" not in err
+    assert no_attack == []
+    return " ".join(err.split())
+
+
+def test_a_negative_seed(run_cli, no_attack, tmp_path: Path) -> None:
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", "ci", "--seed", "-1", "--out", tmp_path / "o")
+    assert "seed" in err
+
+
+def test_a_billion_records(run_cli, no_attack, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, "n_craft = 64", "n_craft = 1000000000")
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
+    assert "n_craft" in err
+
+
+def test_a_pgd_budget_list_of_the_wrong_length(run_cli, no_attack, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, "params = { eps_mv = 0.01, steps = 5 }",
+                       "params = { eps_mv = [0.01, 0.02], steps = 5 }")
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
+    assert "eps_mv has 2 values but the model has 12 leads" in err
+
+
+def test_a_parameter_the_schema_accepts_but_the_attack_rejects(run_cli, no_attack, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, 'params = { epochs = 5, batch_size = 16, lead_space = "8" }',
+                       'params = { epochs = 5, batch_size = 16, cutoff_hz = 10, low_hz = 20 }')
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
+    assert "low_hz" in err
+
+
+def test_a_non_finite_number_in_a_profile(run_cli, no_attack, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, "threshold = 0.80", "threshold = nan")
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
+    assert "not a finite number" in err
+
+
+def test_transfer_to_a_model_whose_leads_the_source_lacks(run_cli, no_attack, tmp_path: Path) -> None:
+    import torch
+
+    class ElevenLeads(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(11, 5, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).mean(dim=-1)
+
+    source = tmp_path / "eleven.pt"
+    torch.jit.script(ElevenLeads()).save(str(source))
+    card = json.loads((MODELS / "cnn-ml100.card.json").read_text())
+    leads = [lead for lead in card["leads"] if lead != "V6"]
+    (tmp_path / "eleven.card.json").write_text(json.dumps({
+        "fs": 100, "n_samples": 1000, "leads": leads, "layout": "NCT", "scaling": {"kind": "none"},
+        "classes": ["NORM", "MI", "STTC", "CD", "HYP"], "output": "logits"}))
+    err = _refused(run_cli, no_attack, source, "--profile", "ci", "--out", tmp_path / "o", "--transfer-to", LIGHT)
+    assert "takes lead(s) V6" in err
+
+
+def test_an_unknown_surrogate(run_cli, no_attack, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, 'transfer = ["builtin:cnn"]', 'transfer = ["builtin:nope"]')
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
+    assert "builtin:nope" in err
