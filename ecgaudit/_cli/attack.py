@@ -80,6 +80,21 @@ def attack(
     sweep: Annotated[
         bool, typer.Option("--sweep", help="SCAR only: also sweep the V2–V6 amplitude (0.02–0.60 mV).")
     ] = False,
+    threat_model: Annotated[
+        list[str] | None,
+        typer.Option("--threat-model", help="Run under this threat model (repeatable): white-box, bpda, transfer, "
+                     "black-box (default: white-box and, for non-differentiable models, bpda)."),
+    ] = None,
+    surrogate: Annotated[
+        list[str] | None,
+        typer.Option("--surrogate", help="Reference model for --threat-model transfer (repeatable; default "
+                     "builtin:cnn)."),
+    ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option("--queries", min=3, help="Black-box query budget: in all for universal attacks, per record for "
+                     "per-record ones."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     card: CardOpt = None,
     fs: FsOpt = None,
@@ -103,6 +118,8 @@ def attack(
         adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval, seed=seed,
         transfer_models=targets, transfer_data=tuple(transfer_data or ()),
         sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
+        threat_models=tuple(threat_model or ("white-box", "bpda")), surrogates=tuple(surrogate or ("builtin:cnn",)),
+        queries=queries,
     )
     with RichReporter(enabled=not quiet) as reporter:
         result = execute(plan, reporter)

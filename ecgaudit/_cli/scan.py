@@ -63,6 +63,10 @@ def scan(
     transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Measure the profile's universal "
                                                           "perturbations on this model too (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the profile's seed.")] = None,
+    surrogate: Annotated[list[str] | None, typer.Option("--surrogate", help="A reference model for the transfer "
+                                                        "threat model (repeatable), beside the profile's "
+                                                        "(builtin:cnn by default): e.g. your own float model.")
+                         ] = None,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Write JUnit XML, one case per rule.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="An earlier report of the same profile; a "
                                                   "metric worse by more than the tolerance fails.")] = None,
@@ -100,7 +104,7 @@ def scan(
                              timeout_s=model_timeout, max_bytes=max_model_bytes)
         targets = [load_model(path) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
-                            baseline=old)
+                            baseline=old, surrogates=tuple(surrogate or ()))
         with RichReporter(enabled=not quiet and not as_json) as reporter:
             result = run_scan(config, reporter)
         bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
