@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ecgaudit.errors import ProfileError
@@ -62,18 +63,36 @@ def regressions(
         )
     results: list[GateRule] = []
     for rule in rules:
-        new, _, _ = measured(report, rule)
-        old, _, _ = measured(baseline, rule)
+        new, _, new_ci = measured(report, rule)
+        old, _, old_ci = measured(baseline, rule)
         if new is None or old is None:
             continue
         worse_by = (new - old) if rule["op"] == "<=" else (old - new)
         passed = worse_by <= tolerance
+        change = difference_interval(new, new_ci, old, old_ci)
+        # A change is an improvement or a worsening only when its interval excludes zero.
+        better = (change["ci95"][1] < 0 if rule["op"] == "<=" else change["ci95"][0] > 0) if change else False
+        worse = (change["ci95"][0] > 0 if rule["op"] == "<=" else change["ci95"][1] < 0) if change else False
+        direction = "improved" if better else "worse" if worse else "no significant change"
+        interval = (f" [95% CI of the change {change['ci95'][0]:+.3f}, {change['ci95'][1]:+.3f}]" if change else "")
         results.append({
             "id": f"regression-{rule['id']}", "kind": "regression", "attack": rule.get("attack"),
             "metric": rule["metric"], "op": "<=", "threshold": tolerance, "value": worse_by, "bound": worse_by,
             "ci95": None, "baseline_value": old, "new_value": new, "passed": passed,
+            "change": {"difference": new - old, "ci95": change["ci95"] if change else None, "direction": direction},
             "why": f"no worse than the baseline report by more than the profile's tolerance ({tolerance:g})",
-            "message": f"{rule['metric']} {old:.4g} → {new:.4g} (worse by {worse_by:+.4g}; tolerance {tolerance:g}): "
-                       f"{'pass' if passed else 'REGRESSION'}",
+            "message": f"{rule['metric']} {old:.4g} → {new:.4g} ({direction}: {new - old:+.4g}{interval}; "
+                       f"tolerance {tolerance:g} for a worsening): {'pass' if passed else 'REGRESSION'}",
         })
     return results
+
+
+def difference_interval(new: float, new_ci: list[float] | None, old: float, old_ci: list[float] | None
+                        ) -> dict[str, Any] | None:
+    """`new − old` of two independent proportions with Newcombe's hybrid score interval (Newcombe 1998, method
+    10), built from each one's Wilson interval; None when either has no interval (a metric that is not a rate)."""
+    if new_ci is None or old_ci is None:
+        return None
+    low = (new - old) - math.sqrt((new - new_ci[0]) ** 2 + (old_ci[1] - old) ** 2)
+    high = (new - old) + math.sqrt((new_ci[1] - new) ** 2 + (old - old_ci[0]) ** 2)
+    return {"difference": new - old, "ci95": [max(-1.0, low), min(1.0, high)]}

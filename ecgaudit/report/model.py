@@ -118,6 +118,8 @@ class GateRule(TypedDict):
     message: str
     baseline_value: NotRequired[float]
     new_value: NotRequired[float]
+    change: NotRequired[dict[str, Any]]
+    """Regression rules: new − baseline with Newcombe's 95% interval, and whether it improved or got worse."""
 
 
 class Gate(TypedDict):
