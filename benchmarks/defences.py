@@ -26,11 +26,10 @@ from typing import Any
 
 import torch
 
-from ecgaudit.attack_job import AttackJob, run_attack_job
 from ecgaudit.constraints import default_eps_mv
 from ecgaudit.models import load_model
 from ecgaudit.profiles import load_profile
-from ecgaudit.scan import ScanConfig, run_scan
+from ecgaudit.scan import ScanConfig, attack_document, execute, plan_attack, run_scan
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"
@@ -80,10 +79,9 @@ def scan_model(name: str, profile_name: str) -> dict[str, Any]:
     report = run_scan(ScanConfig(model=model, profile=profile)).report
     scanned = time.perf_counter()
     splits = report["data"]["splits"]
-    job = AttackJob(model=model, attack="pgd", n_craft=splits["n_craft"], n_eval=splits["n_eval"],
-                    seed=report["seed"],
-                    params={"eps_mv": list(default_eps_mv(model.card.leads)), "steps": BOX_PGD_STEPS})
-    box, _ = run_attack_job(job)
+    plan = plan_attack(model, "pgd", n_craft=splits["n_craft"], n_eval=splits["n_eval"], seed=report["seed"],
+                       params={"eps_mv": list(default_eps_mv(model.card.leads)), "steps": BOX_PGD_STEPS})
+    box = attack_document(execute(plan))
     if box["splits"]["eval_manifest_sha256"] != splits["eval_manifest_sha256"]:
         raise RuntimeError(f"{name}: the box PGD did not run on the scan's eval records.")
     robust = {a["id"]: rate(a["metrics"].get("robust_accuracy")) for a in report["attacks"]}

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ecgaudit.attack_job import AttackJob, run_attack_job
 from ecgaudit.card import parse_card
 from ecgaudit.data.synthetic import generate_synthetic
 from ecgaudit.models import load_model
+from ecgaudit.scan import attack_document, execute, plan_attack
 
 from .conftest import MODELS
 
@@ -35,9 +35,9 @@ def test_hardened_model_resists_scar_beyond_the_intervals() -> None:
     rate lies wholly below the standard model's, intervals included."""
     rates = {}
     for name in ("cnn", MOST_ROBUST):
-        job = AttackJob(model=load_model(MODELS / f"{name}.onnx"), attack="scar", n_craft=64, n_eval=64, seed=0,
-                        params={"epochs": 5, "batch_size": 16})
-        doc, _ = run_attack_job(job)
+        plan = plan_attack(load_model(MODELS / f"{name}.onnx"), "scar", n_craft=64, n_eval=64, seed=0,
+                           params={"epochs": 5, "batch_size": 16})
+        doc = attack_document(execute(plan))
         rates[name] = doc["metrics"]["fooling_rate"]
     standard, hardened = rates["cnn"], rates[MOST_ROBUST]
     assert hardened["ci95"][1] < standard["ci95"][0], (standard, hardened)
