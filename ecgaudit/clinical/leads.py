@@ -14,6 +14,7 @@ Euclidean projection onto a convex polygon: the point itself if inside, else the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,6 +70,12 @@ def limb_polygon(eps_limb_mv: Sequence[float]) -> tuple[np.ndarray, np.ndarray, 
     `eps_limb_mv` are the six limb leads' ε in `LIMB_LEADS` order. Returns (vertices `(m, 2)` counter-clockwise,
     half-plane normals `(12, 2)`, bounds `(12,)`): the polygon is {q : normals·q ≤ bounds}.
     """
+    return _limb_polygon(tuple(float(e) for e in eps_limb_mv))
+
+
+@functools.lru_cache(maxsize=64)
+def _limb_polygon(eps_limb_mv: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Cached: attacks project every step with the same budget, and the vertex search solves 66 small systems.
     eps = np.asarray(eps_limb_mv, dtype=np.float64)
     rows = LIMB_FROM_I_II @ np.linalg.inv(_metric_factor().T)  # lead = row·p = (row·L⁻ᵀ)·q
     normals = np.concatenate([rows, -rows])
