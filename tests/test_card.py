@@ -38,8 +38,8 @@ def test_valid_card_round_trips() -> None:
         ({"output": "sigmoid"}, "thresholds"),
         ({"output": "sigmoid", "thresholds": [0.5, 0.5]}, "thresholds"),
         ({"thresholds": 0.5}, "thresholds"),
-        ({"preprocessing": [{"kind": "bandpass", "low_hz": 0.5, "high_hz": 300}]}, "Nyquist"),
-        ({"preprocessing": [{"kind": "lowpass", "low_hz": 0.5}]}, "preprocessing"),
+        ({"preprocessing": [{"kind": "bandpass", "low_hz": 0.5, "high_hz": 300, "order": 2}]}, "Nyquist"),
+        ({"preprocessing": [{"kind": "lowpass", "low_hz": 0.5, "order": 2}]}, "preprocessing"),
         ({"n_samples": 12.5}, "n_samples"),
     ],
 )

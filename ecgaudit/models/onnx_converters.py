@@ -24,6 +24,9 @@ from onnx2torch.onnx_node import OnnxNode
 from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
 from torch import nn
 
+from ecgaudit.models import bpda
+from ecgaudit.models.onnx_conv import conv_nd
+
 Converter = Callable[[OnnxNode, OnnxGraph], OperationConverterResult]
 
 _LOCK = threading.Lock()
@@ -115,6 +118,34 @@ def _reshape_converter(allowzero_0: Converter) -> Converter:
     return convert
 
 
+class OnnxConvGeneral(nn.Module, OnnxToTorchModule):
+    """ONNX `Conv` where onnx2torch's converter does not apply: `SAME_*` padding at any stride (pads are
+    computed from each call's input length, as the spec defines them), or weights computed in the graph
+    (a `DequantizeLinear` of int8 weights in QDQ exports) rather than stored as an initializer."""
+
+    def __init__(self, attributes: dict) -> None:
+        super().__init__()
+        self.attributes = attributes
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        return conv_nd(x, w, b, self.attributes)
+
+
+def _conv_converter(original: Converter) -> Converter:
+    def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+        mode = str(node.attributes.get("auto_pad", "NOTSET"))
+        if mode.startswith("SAME") or node.input_values[1] not in graph.initializers:
+            return _result(OnnxConvGeneral(dict(node.attributes)), node)
+        return original(node, graph)
+
+    return convert
+
+
+def _override(op_type: str, version: int, converter: Converter) -> None:
+    """Replace onnx2torch's own converter (its registry has no public override)."""
+    registry._CONVERTER_REGISTRY[registry.OperationDescription("", op_type, version)] = converter
+
+
 def register() -> None:
     """Register the extra converters once (idempotent, thread-safe)."""
     global _REGISTERED
@@ -126,11 +157,18 @@ def register() -> None:
             table[(op_type, 18)] = _convert_reduce
         table[("ReduceMax", 20)] = table[("ReduceMin", 20)] = _convert_reduce
         # onnx2torch's Reshape-14 converter raises NotImplementedError for allowzero=1; wrap it in place
-        # (the registry has no public override), and add versions 19 and 21 through add_converter.
-        key = registry.OperationDescription(domain="", operation_type="Reshape", version=14)
-        original: Converter = registry._CONVERTER_REGISTRY[key]
-        registry._CONVERTER_REGISTRY[key] = _reshape_converter(original)
+        # and add versions 19 and 21 through add_converter.
+        original = registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Reshape", 14)]
+        _override("Reshape", 14, _reshape_converter(original))
         table[("Reshape", 19)] = table[("Reshape", 21)] = _reshape_converter(original)
+        for version in (1, 11):
+            _override("Conv", version, _conv_converter(
+                registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Conv", version)]))
+        for (op_type, version), (converter, replaces) in bpda.converters().items():
+            if replaces:
+                _override(op_type, version, converter)
+            else:
+                table[(op_type, version)] = converter
         for (op_type, version), converter in table.items():
             try:
                 add_converter(operation_type=op_type, version=version)(converter)
