@@ -1,8 +1,8 @@
 """The model card: what a vendor's model expects and what it outputs.
 
-A card comes from a sidecar `<stem>.card.json` or `<file name>.card.json`, from the ONNX `metadata_props` key `ecgaudit.card`,
-or from CLI flags; later sources override earlier ones field by field. It is checked against
-`CARD_SCHEMA` and then for contradictions, and every failure names the field.
+A card comes from a sidecar `<stem>.card.json` or `<file name>.card.json`, from the ONNX
+`metadata_props` key `ecgaudit.card`, or from CLI flags; later sources override earlier ones field by
+field. It is checked against `CARD_SCHEMA` and then for contradictions, and every failure names the field.
 """
 
 from __future__ import annotations

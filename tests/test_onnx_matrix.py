@@ -175,8 +175,9 @@ def _tensor(name: str, shape: list | tuple) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
 
 
-def test_unconvertible_op_is_named(tmp_path: Path) -> None:
-    """A standard op onnx2torch has no converter for (Hardmax) fails loading with a ModelError naming it."""
+def test_unconvertible_op_loads_runtime_only_and_names_the_operator(tmp_path: Path) -> None:
+    """A standard op onnx2torch has no converter for (Hardmax): the model loads on onnxruntime alone; every
+    gradient path says why, in the sentence `surrogate_error` holds."""
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((12, 5)).astype(np.float32), "w")
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
@@ -187,8 +188,25 @@ def test_unconvertible_op_is_named(tmp_path: Path) -> None:
     path = tmp_path / "hardmax.onnx"
     onnx.save(model, str(path))
     write_card(path, sigmoid=False, n_samples=100)
-    with pytest.raises(ModelError, match=r"operator Hardmax \(opset \d+\)"):
-        load_model(path)
+    card_path = path.with_name("hardmax.card.json")
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "output": "probabilities",
+                                     "task": "multiclass"}))
+
+    adapter = load_model(path)
+    assert adapter.gradient_modes == ()
+    assert adapter.surrogate_error is not None
+    assert "operator Hardmax (opset 18)" in adapter.surrogate_error
+    x = np.random.default_rng(1).normal(0, 0.3, (3, 12, 100)).astype(np.float32)
+    assert adapter.predict(x).shape == (3, 5)  # the vendor's runtime still judges
+    assert adapter.check_parity(x) is None and adapter.parity_max_abs_diff is None
+    with pytest.raises(ModelError, match="Hardmax"):
+        adapter.torch_forward(torch.tensor(x))
+    with pytest.raises(ModelError, match="offers: none"):
+        with adapter.gradient_mode("white-box"):
+            pass
+    described = adapter.describe()
+    assert described["gradient_modes"] == [] and described["surrogate_error"] == adapter.surrogate_error
+    assert described["runtime"]["surrogate"] is None
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
