@@ -4,7 +4,9 @@ Rounding, sign, casts to integer types and int8 quantisation are piecewise const
 gradient is zero almost everywhere, so a gradient attack through them learns nothing and a robustness
 figure measured that way certifies gradient masking, not robustness. BPDA (Athalye, Carlini and
 Wagner 2018, "Obfuscated gradients give a false sense of security") keeps the forward pass exact and
-replaces the backward of such a step by the identity (straight-through).
+replaces the backward of such a step by the identity (straight-through). In a quantiser only the
+rounding is straight-through: the division by the scale and the saturation keep their true gradient
+(1/scale, and 0 outside the integer range), so BPDA approximates the float model the quantiser came from.
 
 Each module here computes onnxruntime's arithmetic exactly (round half to even, saturation, float32
 division by the scale, DynamicQuantizeLinear's scale and zero point as onnxruntime's
@@ -143,7 +145,8 @@ class DynamicQuantizeLinear(MaskingModule):
     """uint8 quantisation with scale and zero point from the whole tensor's range (onnxruntime's
     `GetQuantizationParameter`): min/max widened to include 0, scale = (max - min) / 255 (1 when
     max == min), zero point = round(clamp(-min / scale, 0, 255)). With BPDA the scale and zero point
-    are held constant in the backward, so the quantise-dequantise pair is the identity there."""
+    are held constant in the backward, so quantise then dequantise is the identity there (inside the
+    range, which the tensor's own min and max always are)."""
 
     def __init__(self) -> None:
         super().__init__("DynamicQuantizeLinear")
