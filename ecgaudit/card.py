@@ -146,7 +146,7 @@ class ExtraInput:
     def array(self, n_records: int) -> np.ndarray:
         """The constant for `n_records` records, shaped `(n_records, *shape)`."""
         one = np.asarray(self.value, dtype=self.dtype).reshape(self.shape)
-        return np.ascontiguousarray(np.broadcast_to(one, (n_records, *self.shape)))
+        return np.broadcast_to(one, (n_records, *self.shape)).copy()
 
     def to_dict(self) -> dict[str, Any]:
         value: Any = self.value[0] if len(set(self.value)) == 1 else list(self.value)

@@ -36,11 +36,13 @@ def _filtered(adapter: ModelAdapter, x_mv: np.ndarray) -> np.ndarray:
 def normalises_each_lead(adapter: ModelAdapter, x_mv: np.ndarray, *, seed: int = 0) -> bool:
     """Whether the model's decisions ignore each lead's scale and offset, measured on the runtime.
 
-    Each lead of each record is multiplied by its own factor in [0.5, 2] and shifted by its own offset
-    in [-1, 1] mV; a per-lead z-score makes the probabilities identical. A model that barely responds to
-    its input at all (records differ by less than `RESPONSE_FLOOR`) is not called normalising.
+    Each lead of each record (up to 8 records without a flat lead) is multiplied by its own factor in
+    [0.5, 2] and shifted by its own offset in [-1, 1] mV; a per-lead z-score makes the probabilities
+    identical. A model that barely responds to its input at all (records differ by less than
+    `RESPONSE_FLOOR`) is not called normalising.
     """
-    x = np.asarray(x_mv[:8], dtype=np.float32)
+    x = np.asarray(x_mv, dtype=np.float32)
+    x = x[(x.std(axis=2) >= FLAT_SIGMA_MV).all(axis=1)][:8]  # a flat lead has no scale to be invariant to
     if len(x) < 2:
         return False
     rng = np.random.default_rng(seed)

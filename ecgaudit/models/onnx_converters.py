@@ -1,13 +1,15 @@
 """What onnx2torch 1.5.15 lacks for graphs torch's two ONNX exporters write, added two ways.
 
 * Converters, registered through onnx2torch's own registry (`add_converter`): `Gelu` (opset 20), the
-  opset-18 `Reduce*` family (axes as an input), and `Reshape` with `allowzero=1` (opsets 14, 19, 21).
+  opset-18 `Reduce*` family (axes as an input), `Reshape` with `allowzero=1` (opsets 14, 19, 21), `Conv`
+  with `SAME_*` padding at any stride or with computed weights; the opset 18-21 operators and recurrent
+  layers of `onnx_recent`; the masking operators of `bpda` (Round, casts, quantisation ...).
 * Graph rewrites (`rewrite_for_conversion`), each provably equivalent under the ONNX spec: initializer
   copies for `Constant` nodes and for `Identity` nodes over initializers, and explicit pads for `SAME_*`
   convolutions at stride 1.
 
 An op that still has no converter makes onnx2torch raise NotImplementedError naming it, which
-`convert_to_torch` turns into a `ModelError`.
+`convert_to_torch` turns into a runtime-only model (`surrogate_error` names the op).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from onnx2torch.onnx_node import OnnxNode
 from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
 from torch import nn
 
-from ecgaudit.models import bpda
+from ecgaudit.models import bpda, onnx_recent
 from ecgaudit.models.onnx_conv import conv_nd
 
 Converter = Callable[[OnnxNode, OnnxGraph], OperationConverterResult]
@@ -134,7 +136,8 @@ class OnnxConvGeneral(nn.Module, OnnxToTorchModule):
 def _conv_converter(original: Converter) -> Converter:
     def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
         mode = str(node.attributes.get("auto_pad", "NOTSET"))
-        if mode.startswith("SAME") or node.input_values[1] not in graph.initializers:
+        computed = any(name and name not in graph.initializers for name in node.input_values[1:])
+        if mode.startswith("SAME") or computed:
             return _result(OnnxConvGeneral(dict(node.attributes)), node)
         return original(node, graph)
 
@@ -164,6 +167,7 @@ def register() -> None:
         for version in (1, 11):
             _override("Conv", version, _conv_converter(
                 registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Conv", version)]))
+        table.update(onnx_recent.converters())
         for (op_type, version), (converter, replaces) in bpda.converters().items():
             if replaces:
                 _override(op_type, version, converter)
