@@ -4,10 +4,10 @@
   Identity-19/21, Unsqueeze/Transpose/Flatten-21, ConstantOfShape-20/21, Size, IsInf/IsNaN-20,
   Equal-19, AveragePool-19 without dilations) reuses onnx2torch's converter for the previous version.
 * New semantics: `Pad` with an `axes` input (18) and `wrap` mode (19), `Split` with `num_outputs` (18),
-  `CastLike` (15/19/21, through the same cast modules as `Cast`), `Size`.
+  `CastLike` (15/19/21, through the same cast modules as `Cast`), `Size`, `GroupNormalization` (21).
 * `LSTM` and `GRU` (7/14) as torch's own `nn.LSTM` / `nn.GRU` with the ONNX weights reordered (ONNX gates
   i, o, f, c and z, r, h; torch's i, f, g, o and r, z, n), for the forms torch's exporters write: default
-  activations, no clip or peepholes, forward or bidirectional, GRU with `linear_before_reset=1`.
+  activations, no clip or peepholes, forward or bidirectional, layout 0, GRU with `linear_before_reset=1`.
 Anything outside those forms raises NotImplementedError, which names the op in `surrogate_error`.
 """
 
@@ -140,6 +140,25 @@ def _convert_cast_like(node: OnnxNode, graph: OnnxGraph) -> OperationConverterRe
     return _result(OnnxCastLike(cast), node)
 
 
+class OnnxGroupNorm(nn.Module, OnnxToTorchModule):
+    """ONNX GroupNormalization-21: per-channel scale and bias (version 18, per group, fails the ONNX checker
+    as deprecated, so such a model never gets this far)."""
+
+    def __init__(self, num_groups: int, epsilon: float) -> None:
+        super().__init__()
+        self.num_groups, self.epsilon = num_groups, epsilon
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_groups, scale.to(x.dtype), bias.to(x.dtype), self.epsilon)
+
+
+def _convert_group_norm(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    if int(node.attributes.get("stash_type", 1)) != 1:
+        raise NotImplementedError("GroupNormalization with stash_type other than float32")
+    groups, epsilon = int(node.attributes["num_groups"]), float(node.attributes.get("epsilon", 1e-5))
+    return _result(OnnxGroupNorm(groups, epsilon), node)
+
+
 def _convert_average_pool(original: Converter) -> Converter:
     def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
         if any(d != 1 for d in node.attributes.get("dilations", [])):
@@ -157,14 +176,13 @@ _GATES = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2]}
 
 class OnnxRecurrent(nn.Module, OnnxToTorchModule):
     """ONNX LSTM / GRU through torch's own layer, its weights taken from the node's inputs on each call
-    (they may be initializers or computed in the graph); returns the node's outputs in the ONNX layout."""
+    (they may be initializers or computed in the graph); returns the node's outputs (Y, Y_h[, Y_c])."""
 
-    def __init__(self, op_type: str, hidden: int, layout: int, n_outputs: int) -> None:
+    def __init__(self, op_type: str, hidden: int, n_outputs: int) -> None:
         super().__init__()
         self.kind = nn.LSTM if op_type == "LSTM" else nn.GRU
         self.hidden = hidden
         self.gate_order = _GATES[op_type]
-        self.layout = layout
         self.n_outputs = n_outputs
         self.layers: dict[tuple[int, int], nn.Module] = {}
 
@@ -194,10 +212,6 @@ class OnnxRecurrent(nn.Module, OnnxToTorchModule):
     def forward(self, x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor | None = None,
                 sequence_lens: torch.Tensor | None = None, initial_h: torch.Tensor | None = None,
                 initial_c: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if self.layout == 1:  # (batch, seq, ...) -> (seq, batch, ...); states (batch, dir, H) -> (dir, batch, H)
-            x = x.transpose(0, 1)
-            initial_h = None if initial_h is None else initial_h.transpose(0, 1)
-            initial_c = None if initial_c is None else initial_c.transpose(0, 1)
         if sequence_lens is not None and bool((sequence_lens != x.shape[0]).any()):
             raise NotImplementedError("LSTM/GRU with sequences shorter than the input")
         n_dir, hidden = w.shape[0], self.hidden
@@ -213,7 +227,7 @@ class OnnxRecurrent(nn.Module, OnnxToTorchModule):
             y, h_n = torch.func.functional_call(layer, params, (x, h0))
             states = (h_n,)
         y = y.reshape(y.shape[0], y.shape[1], n_dir, hidden).permute(0, 2, 1, 3)  # (seq, dir, batch, H)
-        outputs = (y.permute(2, 0, 1, 3), *(s.transpose(0, 1) for s in states)) if self.layout == 1 else (y, *states)
+        outputs = (y, *states)
         return outputs[0] if self.n_outputs == 1 else outputs[: self.n_outputs]
 
 
@@ -229,11 +243,12 @@ def _convert_recurrent(node: OnnxNode, graph: OnnxGraph) -> OperationConverterRe
         ("peepholes", op == "LSTM" and bool(names[7])),
         ("linear_before_reset=0", op == "GRU" and int(attrs.get("linear_before_reset", 0)) != 1),
         ("no hidden_size", "hidden_size" not in attrs),
+        ("layout=1", int(attrs.get("layout", 0)) != 0),  # onnxruntime's CPU kernels refuse it too
     ]
     reasons = [what for what, bad in unsupported if bad]
     if reasons:
         raise NotImplementedError(f"{op} with {', '.join(reasons)}")
-    module = OnnxRecurrent(op, int(attrs["hidden_size"]), int(attrs.get("layout", 0)), len(node.output_values))
+    module = OnnxRecurrent(op, int(attrs["hidden_size"]), len(node.output_values))
     mapping = OnnxMapping(inputs=tuple(node.input_values[:7]), outputs=node.output_values)
     return _result(module, node, mapping)
 
@@ -253,6 +268,7 @@ def converters() -> dict[tuple[str, int], Converter]:
         table[("CastLike", version)] = _convert_cast_like
     table[("AveragePool", 19)] = _convert_average_pool(
         original[registry.OperationDescription("", "AveragePool", 11)])
+    table[("GroupNormalization", 21)] = _convert_group_norm
     for op_type in ("LSTM", "GRU"):
         for version in (7, 14):
             table[(op_type, version)] = _convert_recurrent
