@@ -54,8 +54,9 @@ def resolve_card(
     if file_path is not None:
         merged.update(read_card_file(file_path))
         sources.append(str(file_path))
-    if overrides:
-        merged.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if flags:
+        merged.update(flags)
         sources.append("command-line flags")
     looked = " and ".join(str(path) for path in tried)
     if not sources:
@@ -65,9 +66,15 @@ def resolve_card(
             "command line."
         )
     source = " + ".join(sources)
-    if file_path is None:
-        source += f"; no card file at {looked}"
-    return parse_card(merged, source=source)
+    if file_path is not None:
+        return parse_card(merged, source=source)
+    try:
+        return parse_card(merged, source=f"{source}; no card file at {looked}")
+    except CardError as exc:
+        raise CardError(
+            f"{str(exc).rstrip('.')}; write one of those card files, pass --card FILE, or give the missing "
+            "field on the command line."
+        ) from exc
 
 
 def load_model(
