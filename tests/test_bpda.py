@@ -266,3 +266,29 @@ def test_shape_arithmetic_is_not_a_masking_op(tmp_path: Path) -> None:
     assert adapter.gradient_modes == (WHITE_BOX,)
     x = np.random.default_rng(0).normal(0, 0.3, (3, 12, 1000)).astype(np.float32)
     assert adapter.check_parity(x) < 1e-6
+
+
+def test_qlinear_conv_and_matmul_and_per_axis_dequantize_match_onnxruntime() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (2, 3, 30)).astype(np.uint8)
+    a = rng.integers(0, 256, (5, 4)).astype(np.uint8)
+    arrays = {
+        "w": rng.integers(-128, 128, (4, 3, 5)).astype(np.int8), "bias": rng.integers(-500, 500, 4).astype(np.int32),
+        "b": rng.integers(-128, 128, (4, 6)).astype(np.int8), "ws": rng.uniform(0.005, 0.02, 4).astype(np.float32),
+        "xs": np.float32(0.02), "ys": np.float32(0.5), "as": np.float32(0.03), "bs": np.float32(0.01),
+        "ms": np.float32(0.2), "xzp": np.uint8(120), "wzp": np.zeros(4, np.int8), "yzp": np.uint8(7),
+        "azp": np.uint8(3), "bzp": np.int8(0), "mzp": np.uint8(131),
+    }
+    inits = [numpy_helper.from_array(np.asarray(value), name) for name, value in arrays.items()]
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xzp", "w", "ws", "wzp", "ys", "yzp", "bias"], ["c"],
+                              pads=[2, 2], strides=[2]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wzp"], ["wf"], axis=0),
+             helper.make_node("QLinearMatMul", ["a", "as", "azp", "b", "bs", "bzp", "ms", "mzp"], ["m"])]
+    model = _single(nodes, [helper.make_tensor_value_info("x", TensorProto.UINT8, [2, 3, 30]),
+                            helper.make_tensor_value_info("a", TensorProto.UINT8, [5, 4])],
+                    [helper.make_tensor_value_info("c", TensorProto.UINT8, [2, 4, 15]),
+                     helper.make_tensor_value_info("wf", TensorProto.FLOAT, [4, 3, 5]),
+                     helper.make_tensor_value_info("m", TensorProto.UINT8, [5, 6])], inits)
+    expected, got = _both(model, {"x": x, "a": a})
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(g.astype(np.float64), e.astype(np.float64))

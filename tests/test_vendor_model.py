@@ -49,9 +49,8 @@ def _thresholds(probabilities: np.ndarray) -> list[float]:
     return out
 
 
-@pytest.fixture(scope="module")
-def vendor_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("vendor")
+def build_vendor_files(folder: Path) -> dict[str, Path]:
+    """Write the four exports and their `<file name>.card.json` cards into `folder`."""
     torch.manual_seed(11)
     net = randomise_norms(VendorNet(), seed=11)
     from ecgaudit.card import parse_card
@@ -81,6 +80,11 @@ def vendor_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in EXPORTS:
         (folder / f"{name}.card.json").write_text(json.dumps(card))  # the <file name>.card.json spelling
     return {name: folder / name for name in EXPORTS}
+
+
+@pytest.fixture(scope="module")
+def vendor_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_vendor_files(tmp_path_factory.mktemp("vendor"))
 
 
 def test_every_export_loads_with_parity_and_the_same_decisions(vendor_files: dict[str, Path]) -> None:

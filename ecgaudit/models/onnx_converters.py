@@ -23,10 +23,11 @@ from onnx2torch.node_converters import registry
 from onnx2torch.node_converters.registry import add_converter
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
+from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult
 from torch import nn
 
-from ecgaudit.models import bpda, onnx_recent
+from ecgaudit.models import bpda, onnx_recent, quantized
+from ecgaudit.models.bpda import result
 from ecgaudit.models.onnx_conv import conv_nd
 
 Converter = Callable[[OnnxNode, OnnxGraph], OperationConverterResult]
@@ -95,17 +96,13 @@ class OnnxReduceAxesInput(nn.Module, OnnxToTorchModule):
         return _REDUCTIONS[self.op_type](x, dims, self.keepdims)
 
 
-def _result(module: nn.Module, node: OnnxNode) -> OperationConverterResult:
-    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
-
-
 def _convert_gelu(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    return _result(OnnxGelu(str(node.attributes.get("approximate", "none"))), node)
+    return result(OnnxGelu(str(node.attributes.get("approximate", "none"))), node)
 
 
 def _convert_reduce(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     keepdims, noop = node.attributes.get("keepdims", 1), node.attributes.get("noop_with_empty_axes", 0)
-    return _result(OnnxReduceAxesInput(node.operation_type, keepdims, noop), node)
+    return result(OnnxReduceAxesInput(node.operation_type, keepdims, noop), node)
 
 
 def _reshape_converter(allowzero_0: Converter) -> Converter:
@@ -114,7 +111,7 @@ def _reshape_converter(allowzero_0: Converter) -> Converter:
 
     def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
         if node.attributes.get("allowzero", 0) == 1:
-            return _result(OnnxReshapeAllowZero(), node)
+            return result(OnnxReshapeAllowZero(), node)
         return allowzero_0(node, graph)
 
     return convert
@@ -138,7 +135,7 @@ def _conv_converter(original: Converter) -> Converter:
         mode = str(node.attributes.get("auto_pad", "NOTSET"))
         computed = any(name and name not in graph.initializers for name in node.input_values[1:])
         if mode.startswith("SAME") or computed:
-            return _result(OnnxConvGeneral(dict(node.attributes)), node)
+            return result(OnnxConvGeneral(dict(node.attributes)), node)
         return original(node, graph)
 
     return convert
@@ -168,6 +165,7 @@ def register() -> None:
             _override("Conv", version, _conv_converter(
                 registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Conv", version)]))
         table.update(onnx_recent.converters())
+        table.update(quantized.converters())
         for (op_type, version), (converter, replaces) in bpda.converters().items():
             if replaces:
                 _override(op_type, version, converter)

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from onnx2torch.node_converters import registry
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
+from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult
 from torch import nn
 
 from ecgaudit.models import bpda
+from ecgaudit.models.bpda import result
 
 Converter = registry.TConverter
 
@@ -36,10 +37,6 @@ ALIASES: dict[tuple[str, int], int] = {
     ("IsInf", 20): 10, ("IsNaN", 20): 13, ("Equal", 19): 13,
 }
 """(op type, since-version) -> the onnx2torch version whose converter computes the same thing."""
-
-
-def _result(module: nn.Module, node: OnnxNode, mapping: OnnxMapping | None = None) -> OperationConverterResult:
-    return OperationConverterResult(torch_module=module, onnx_mapping=mapping or onnx_mapping_from_node(node))
 
 
 def _elem_type(name: str, graph: OnnxGraph) -> int | None:
@@ -92,7 +89,7 @@ class OnnxPadAxes(nn.Module, OnnxToTorchModule):
 
 
 def _convert_pad(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    return _result(OnnxPadAxes(str(node.attributes.get("mode", "constant"))), node)
+    return result(OnnxPadAxes(str(node.attributes.get("mode", "constant"))), node)
 
 
 class OnnxSplitOutputs(nn.Module, OnnxToTorchModule):
@@ -111,7 +108,7 @@ class OnnxSplitOutputs(nn.Module, OnnxToTorchModule):
 
 def _convert_split(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     count = int(node.attributes.get("num_outputs", len(node.output_values)))
-    return _result(OnnxSplitOutputs(int(node.attributes.get("axis", 0)), count), node)
+    return result(OnnxSplitOutputs(int(node.attributes.get("axis", 0)), count), node)
 
 
 class OnnxSize(nn.Module, OnnxToTorchModule):
@@ -120,7 +117,7 @@ class OnnxSize(nn.Module, OnnxToTorchModule):
 
 
 def _convert_size(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    return _result(OnnxSize(), node)
+    return result(OnnxSize(), node)
 
 
 class OnnxCastLike(nn.Module, OnnxToTorchModule):
@@ -137,7 +134,7 @@ class OnnxCastLike(nn.Module, OnnxToTorchModule):
 def _convert_cast_like(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     target = _elem_type(node.input_values[1], graph)
     cast = None if target is None else bpda.cast_module(target, bpda.on_value_path(node, graph), "CastLike")
-    return _result(OnnxCastLike(cast), node)
+    return result(OnnxCastLike(cast), node)
 
 
 class OnnxGroupNorm(nn.Module, OnnxToTorchModule):
@@ -156,7 +153,7 @@ def _convert_group_norm(node: OnnxNode, graph: OnnxGraph) -> OperationConverterR
     if int(node.attributes.get("stash_type", 1)) != 1:
         raise NotImplementedError("GroupNormalization with stash_type other than float32")
     groups, epsilon = int(node.attributes["num_groups"]), float(node.attributes.get("epsilon", 1e-5))
-    return _result(OnnxGroupNorm(groups, epsilon), node)
+    return result(OnnxGroupNorm(groups, epsilon), node)
 
 
 def _convert_average_pool(original: Converter) -> Converter:
@@ -250,7 +247,7 @@ def _convert_recurrent(node: OnnxNode, graph: OnnxGraph) -> OperationConverterRe
         raise NotImplementedError(f"{op} with {', '.join(reasons)}")
     module = OnnxRecurrent(op, int(attrs["hidden_size"]), len(node.output_values))
     mapping = OnnxMapping(inputs=tuple(node.input_values[:7]), outputs=node.output_values)
-    return _result(module, node, mapping)
+    return result(module, node, mapping)
 
 
 def converters() -> dict[tuple[str, int], Converter]:
