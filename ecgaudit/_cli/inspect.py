@@ -105,6 +105,8 @@ def _render(result: dict[str, Any], console: Console) -> None:
     steps = contract.get("preprocessing") or []
     card.add_row("preprocessing", "; ".join(json.dumps(s) for s in steps) if steps else "none")
     card.add_row("classes", ", ".join(contract["classes"]))
+    for extra in contract.get("inputs", []):
+        card.add_row(f"input {extra['name']}", f"{extra['shape']} held at {extra['value']} ({extra['why']})")
     card.add_row(
         "output", f"{contract['task']}, {contract['output']}"
         + (f" (thresholds {contract['thresholds']})" if "thresholds" in contract else ""),

@@ -210,7 +210,7 @@ class OnnxAdapter(ModelAdapter):
         return {
             "runtime": "onnxruntime",
             "version": ort.__version__,
-            "surrogate": "onnx2torch" if self.module is not None else None,
+            "surrogate": "onnx2torch" if self.module is not None else "none",
             "opset": self.opset,
             "producer": self.producer,
             "input_name": self.input_name,
