@@ -178,3 +178,17 @@ def test_relative_budget_from_the_card_and_from_the_model(tmp_path: Path) -> Non
     sigma = x[1:, 3].std(axis=1)
     assert avr["eps_over_sigma"]["max"] == pytest.approx(float((0.1 / sigma).max()), rel=1e-4)
     assert "standard deviations of the lead" in model_budget["summary"]
+
+
+def test_surrogate_that_fails_on_realistic_ecgs_leaves_a_runtime_only_model(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecgaudit.models.onnx import OnnxAdapter
+
+    def broken(self: OnnxAdapter, inputs: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("shape mismatch in a converted node")
+
+    monkeypatch.setattr(OnnxAdapter, "_surrogate_forward", broken)
+    model = load_model(write_card(export(Tiny(), tmp_path / "m.onnx")))
+    assert model.gradient_modes == ()
+    assert model.surrogate_error is not None and "shape mismatch in a converted node" in model.surrogate_error
+    assert model.predict(signals(2)).shape == (2, 5)  # the runtime still judges

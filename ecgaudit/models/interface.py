@@ -94,7 +94,7 @@ class ModelAdapter(ABC):
 
     @contextmanager
     def gradient_mode(self, mode: str) -> Iterator[None]:
-        """Select the backward that `torch_forward` calls inside the block build (default white-box).
+        """Select the backward of the graphs `torch_forward` builds inside the block (default white-box).
 
         `white-box` is the surrogate's true gradient (zero through Round, quantisation ...); `bpda`
         replaces the backward of `bpda_ops` by the identity. The forward is the same in both modes.

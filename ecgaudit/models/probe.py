@@ -79,6 +79,7 @@ def probe(adapter: ModelAdapter) -> None:
             raise
         except Exception as exc:  # a converted graph can fail in any torch op
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            adapter.bpda_ops = ()
             adapter.surrogate_error = (
                 f"the differentiable copy of {adapter.path.name} fails on a realistic ECG ({first}), so gradient "
                 "attacks (white-box, BPDA) cannot run on it; only gradient-free ones can."
