@@ -1,8 +1,8 @@
 """The model card: what a vendor's model expects and what it outputs.
 
-A card comes from a sidecar `<model>.card.json`, from the ONNX `metadata_props` key `ecgaudit.card`,
-or from CLI flags; later sources override earlier ones field by field. It is checked against
-`CARD_SCHEMA` and then for contradictions, and every failure names the field.
+A card comes from a sidecar `<stem>.card.json` or `<file name>.card.json`, from the ONNX
+`metadata_props` key `ecgaudit.card`, or from CLI flags; later sources override earlier ones field by
+field. It is checked against `CARD_SCHEMA` and then for contradictions, and every failure names the field.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 
 from ecgaudit.errors import CardError
 from ecgaudit.io import read_json_object
@@ -20,15 +21,39 @@ from ecgaudit.leads import STANDARD_LEADS
 
 METADATA_KEY = "ecgaudit.card"
 
+FFT_FILTERS = ("bandpass", "lowpass", "highpass")
+"""Zero-phase Butterworth |H(f)|^2 applied in the frequency domain (1 s reflect padding)."""
+SCIPY_FILTERS = ("filtfilt", "sosfiltfilt")
+"""A Butterworth filter run as `scipy.signal.filtfilt` (b, a) or `sosfiltfilt` (sos) defines it."""
+PADTYPES = ("odd", "even", "constant", "none")
+
+LEGACY_OUTPUTS = {"softmax": ("multiclass", "probabilities"), "sigmoid": ("multilabel", "probabilities")}
+"""Old cards' `output` values -> (task, output); `logits` without a task stays multiclass, as it was."""
+
 _FILTER_STEP = {
     "type": "object",
-    "required": ["kind"],
+    "required": ["kind", "order"],
     "additionalProperties": False,
     "properties": {
-        "kind": {"enum": ["bandpass", "lowpass", "highpass"]},
+        "kind": {"enum": [*FFT_FILTERS, *SCIPY_FILTERS]},
         "low_hz": {"type": "number", "exclusiveMinimum": 0},
         "high_hz": {"type": "number", "exclusiveMinimum": 0},
         "order": {"type": "integer", "minimum": 1, "maximum": 8},
+        "padtype": {"enum": list(PADTYPES)},
+        "padlen": {"type": "integer", "minimum": 0},
+    },
+}
+
+_EXTRA_INPUT = {
+    "type": "object",
+    "required": ["name", "shape", "value", "why"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 8},
+        "value": {"oneOf": [{"type": "number"}, {"type": "array"}]},
+        "dtype": {"enum": ["float32", "float64", "int32", "int64"]},
+        "why": {"type": "string", "minLength": 1},
     },
 }
 
@@ -77,25 +102,55 @@ CARD_SCHEMA: dict[str, Any] = {
         },
         "preprocessing": {"type": "array", "items": _FILTER_STEP},
         "classes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
-        "output": {"enum": ["logits", "softmax", "sigmoid"]},
+        "task": {"enum": ["multiclass", "multilabel"]},
+        "output": {"enum": ["logits", "probabilities", *LEGACY_OUTPUTS]},
         "thresholds": {
             "oneOf": [
                 {"type": "number", "minimum": 0, "maximum": 1},
                 {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
             ]
         },
+        "inputs": {"type": "array", "items": _EXTRA_INPUT, "maxItems": 16},
     },
 }
 
 
 @dataclass(frozen=True)
 class FilterStep:
-    """One zero-phase Butterworth filter the vendor runs before the model."""
+    """One zero-phase Butterworth filter the vendor runs before the model.
+
+    `kind` is an FFT filter (`bandpass`, `lowpass`, `highpass`) or a scipy one (`filtfilt`, `sosfiltfilt`:
+    band-pass with both edges, low-pass with `high_hz` only, high-pass with `low_hz` only). `padtype` and
+    `padlen` are scipy's (None for the FFT kinds; `padlen` None is scipy's default, 3 x the filter taps).
+    """
 
     kind: str
     low_hz: float | None
     high_hz: float | None
     order: int
+    padtype: str | None = None
+    padlen: int | None = None
+
+
+@dataclass(frozen=True)
+class ExtraInput:
+    """A model input other than the ECG, held at a constant the card gives (per record; batched)."""
+
+    name: str
+    shape: tuple[int, ...]
+    value: tuple[float, ...]
+    """`prod(shape)` values in C order (one number in the card fills the shape)."""
+    why: str
+    dtype: str = "float32"
+
+    def array(self, n_records: int) -> np.ndarray:
+        """The constant for `n_records` records, shaped `(n_records, *shape)`."""
+        one = np.asarray(self.value, dtype=self.dtype).reshape(self.shape)
+        return np.broadcast_to(one, (n_records, *self.shape)).copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        value: Any = self.value[0] if len(set(self.value)) == 1 else list(self.value)
+        return {"name": self.name, "shape": list(self.shape), "value": value, "dtype": self.dtype, "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -110,38 +165,41 @@ class ModelCard:
     preprocessing: tuple[FilterStep, ...]
     classes: tuple[str, ...]
     output: str
+    """What the model returns: `logits` or `probabilities`."""
     thresholds: tuple[float, ...] | None
     name: str = ""
+    task: str = "multiclass"
+    """`multiclass` (one class per record, softmax) or `multilabel` (independent sigmoids + thresholds)."""
+    extra_inputs: tuple[ExtraInput, ...] = ()
 
     @property
     def multilabel(self) -> bool:
-        return self.output == "sigmoid"
+        return self.task == "multilabel"
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The card as plain JSON-able data, in the schema's shape."""
-        data = asdict(self)
-        data["leads"] = list(self.leads)
-        data["classes"] = list(self.classes)
-        data["scaling"] = dict(self.scaling)
-        data["preprocessing"] = [
-            {k: v for k, v in asdict(step).items() if v is not None} for step in self.preprocessing
-        ]
-        if self.thresholds is None:
-            del data["thresholds"]
-        else:
+        """The card as plain JSON-able data, in the schema's shape (new-style `task` + `output`)."""
+        data: dict[str, Any] = {
+            "fs": self.fs, "n_samples": self.n_samples, "leads": list(self.leads), "layout": self.layout,
+            "scaling": dict(self.scaling),
+            "preprocessing": [{k: v for k, v in asdict(step).items() if v is not None} for step in self.preprocessing],
+            "classes": list(self.classes), "task": self.task, "output": self.output,
+        }
+        if self.thresholds is not None:
             data["thresholds"] = list(self.thresholds)
-        if not self.name:
-            del data["name"]
+        if self.extra_inputs:
+            data["inputs"] = [extra.to_dict() for extra in self.extra_inputs]
+        if self.name:
+            data["name"] = self.name
         return data
 
 
-def sidecar_path(model_path: Path) -> Path:
-    """`cnn.onnx` -> `cnn.card.json` beside it."""
-    return model_path.with_name(model_path.stem + ".card.json")
+def sidecar_paths(model_path: Path) -> tuple[Path, Path]:
+    """`cnn.onnx` -> `cnn.card.json` and `cnn.onnx.card.json` beside it, in that order."""
+    return model_path.with_name(model_path.stem + ".card.json"), model_path.with_name(model_path.name + ".card.json")
 
 
 def read_card_file(path: Path) -> dict[str, Any]:
@@ -158,6 +216,7 @@ def parse_card(data: Mapping[str, Any], *, source: str) -> ModelCard:
     leads = tuple(data["leads"])
     classes = tuple(data["classes"])
     fs = float(data["fs"])
+    n_samples = int(data["n_samples"])
     scaling = dict(data["scaling"])
     if scaling["kind"] == "standardize":
         for key in ("mean", "std"):
@@ -166,36 +225,66 @@ def parse_card(data: Mapping[str, Any], *, source: str) -> ModelCard:
                     f"model card ({source}): field 'scaling.{key}' has {len(scaling[key])} values "
                     f"but the card lists {len(leads)} leads."
                 )
-    steps = tuple(_parse_step(step, fs, source) for step in data.get("preprocessing", []))
-    thresholds = _parse_thresholds(data, classes, source)
-    if data["output"] == "softmax" and len(classes) < 2:
-        raise CardError(f"model card ({source}): field 'classes' needs at least 2 classes for a softmax output.")
+    steps = tuple(_parse_step(step, fs, n_samples, source) for step in data.get("preprocessing", []))
+    task, output = _task_and_output(data, source)
+    thresholds = _parse_thresholds(data, task, classes, source)
+    if task == "multiclass" and len(classes) < 2:
+        raise CardError(f"model card ({source}): field 'classes' needs at least 2 classes for a multiclass model.")
     return ModelCard(
         fs=fs,
-        n_samples=int(data["n_samples"]),
+        n_samples=n_samples,
         leads=leads,
         layout=str(data["layout"]),
         scaling=scaling,
         preprocessing=steps,
         classes=classes,
-        output=str(data["output"]),
+        output=output,
         thresholds=thresholds,
         name=str(data.get("name", "")),
+        task=task,
+        extra_inputs=tuple(_parse_extra(raw, source) for raw in data.get("inputs", [])),
     )
 
 
-def _parse_step(step: Mapping[str, Any], fs: float, source: str) -> FilterStep:
+def _task_and_output(data: Mapping[str, Any], source: str) -> tuple[str, str]:
+    output = str(data["output"])
+    task = data.get("task")
+    if output in LEGACY_OUTPUTS:
+        implied, output = LEGACY_OUTPUTS[output]
+        if task is not None and task != implied:
+            raise CardError(
+                f"model card ({source}): field 'output' '{data['output']}' means a {implied} model but field "
+                f"'task' says '{task}'; write \"output\": \"probabilities\" with the task you mean."
+            )
+        return implied, output
+    if task is None:
+        if output == "logits":
+            return "multiclass", output  # what `logits` meant before `task` existed
+        raise CardError(
+            f"model card ({source}): field 'task' is required with output '{output}'; add \"task\": "
+            "\"multiclass\" (one class per record) or \"multilabel\" (independent labels with thresholds)."
+        )
+    return str(task), output
+
+
+def _parse_step(step: Mapping[str, Any], fs: float, n_samples: int, source: str) -> FilterStep:
     kind = step["kind"]
     low = step.get("low_hz")
     high = step.get("high_hz")
-    need_low = kind in ("bandpass", "highpass")
-    need_high = kind in ("bandpass", "lowpass")
-    if need_low != (low is not None) or need_high != (high is not None):
-        raise CardError(
-            f"model card ({source}): a '{kind}' step in field 'preprocessing' needs "
-            + " and ".join(k for k, n in (("low_hz", need_low), ("high_hz", need_high)) if n)
-            + " and nothing else."
-        )
+    where = f"model card ({source}): a '{kind}' step in field 'preprocessing'"
+    if kind in FFT_FILTERS:
+        need_low = kind in ("bandpass", "highpass")
+        need_high = kind in ("bandpass", "lowpass")
+        if need_low != (low is not None) or need_high != (high is not None):
+            raise CardError(
+                f"{where} needs "
+                + " and ".join(k for k, n in (("low_hz", need_low), ("high_hz", need_high)) if n)
+                + " and nothing else."
+            )
+        if "padtype" in step or "padlen" in step:
+            raise CardError(f"{where} takes no 'padtype' or 'padlen' (those are for filtfilt and sosfiltfilt).")
+    elif low is None and high is None:
+        raise CardError(f"{where} needs low_hz (high-pass), high_hz (low-pass) or both (band-pass).")
     if high is not None and high >= fs / 2:
         raise CardError(
             f"model card ({source}): field 'preprocessing.high_hz' = {high} Hz is not below the Nyquist "
@@ -203,20 +292,36 @@ def _parse_step(step: Mapping[str, Any], fs: float, source: str) -> FilterStep:
         )
     if low is not None and high is not None and low >= high:
         raise CardError(f"model card ({source}): field 'preprocessing' has low_hz {low} >= high_hz {high}.")
-    return FilterStep(kind=kind, low_hz=low, high_hz=high, order=int(step.get("order", 2)))
+    parsed = FilterStep(kind=kind, low_hz=low, high_hz=high, order=int(step["order"]))
+    if kind in SCIPY_FILTERS:
+        parsed = FilterStep(kind=kind, low_hz=low, high_hz=high, order=parsed.order,
+                            padtype=str(step.get("padtype", "odd")), padlen=step.get("padlen"))
+        from ecgaudit.dsp import scipy_filter_edge
+
+        edge = scipy_filter_edge(parsed, fs)
+        if n_samples <= edge:
+            raise CardError(
+                f"{where} pads {edge} samples at each end, which needs records longer than that "
+                f"(n_samples is {n_samples}); scipy refuses this too, so give a smaller 'padlen'."
+            )
+    return parsed
 
 
-def _parse_thresholds(data: Mapping[str, Any], classes: tuple[str, ...], source: str) -> tuple[float, ...] | None:
+def _parse_thresholds(data: Mapping[str, Any], task: str, classes: tuple[str, ...], source: str
+                      ) -> tuple[float, ...] | None:
     raw = data.get("thresholds")
-    if data["output"] != "sigmoid":
+    if task != "multilabel":
         if raw is not None:
             raise CardError(
-                f"model card ({source}): field 'thresholds' is only meaningful for output 'sigmoid', "
-                f"not '{data['output']}'."
+                f"model card ({source}): field 'thresholds' is only meaningful for a multilabel model; add "
+                "\"task\": \"multilabel\" if the outputs are independent labels, or remove the thresholds."
             )
         return None
     if raw is None:
-        raise CardError(f"model card ({source}): field 'thresholds' is required for a multi-label (sigmoid) model.")
+        raise CardError(
+            f"model card ({source}): field 'thresholds' is required for a multilabel model (the decision "
+            "threshold on each class's probability: one number or one per class)."
+        )
     if isinstance(raw, (int, float)):
         return tuple(float(raw) for _ in classes)
     if len(raw) != len(classes):
@@ -226,11 +331,36 @@ def _parse_thresholds(data: Mapping[str, Any], classes: tuple[str, ...], source:
     return tuple(float(t) for t in raw)
 
 
+def _parse_extra(raw: Mapping[str, Any], source: str) -> ExtraInput:
+    shape = tuple(int(d) for d in raw["shape"])
+    size = int(np.prod(shape)) if shape else 1
+    if size > 1_000_000:
+        raise CardError(f"model card ({source}): extra input '{raw['name']}' has {size} values; at most 1000000.")
+    try:
+        values = np.asarray(raw["value"], dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError) as exc:
+        raise CardError(
+            f"model card ({source}): field 'inputs' value of '{raw['name']}' must be a number or a (nested) "
+            "list of numbers."
+        ) from exc
+    if values.size == 1:
+        values = np.full(size, values[0])
+    if values.size != size or not np.all(np.isfinite(values)):
+        raise CardError(
+            f"model card ({source}): extra input '{raw['name']}' has shape {list(shape)} ({size} values) but its "
+            f"'value' gives {values.size} finite numbers; give one number or {size}."
+        )
+    return ExtraInput(name=str(raw["name"]), shape=shape, value=tuple(float(v) for v in values),
+                      why=str(raw["why"]), dtype=str(raw.get("dtype", "float32")))
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.path)
     if error.validator == "required":
         missing = next((k for k in error.validator_value if k not in error.instance), "?")
         field = f"{path}.{missing}" if path else missing
+        if missing == "order":
+            return f"required field '{field}' is missing (the filter order the vendor uses; ecgaudit never assumes one)"
         return f"required field '{field}' is missing"
     if error.validator == "additionalProperties":
         return f"{error.message} (at '{path or 'top level'}')"

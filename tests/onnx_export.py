@@ -9,6 +9,7 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -29,16 +30,22 @@ def export_onnx(
     dynamic_batch: bool,
     constant_folding: bool = True,
     batch: int = 2,
+    optimize: bool = True,
+    extra_inputs: Sequence[tuple[str, tuple[int, ...]]] = (),
 ) -> Path:
-    """Write `model` (eval mode) to `path` as ONNX with one input `ecg` shaped `(N, n_leads, n_samples)`.
+    """Write `model` (eval mode) to `path` as ONNX with an input `ecg` shaped `(N, n_leads, n_samples)`,
+    then one input per `extra_inputs` entry (name, per-record shape).
 
     `legacy` is the TorchScript-based exporter (`dynamo=False`, opsets 13-17 typical); `dynamo` is the
-    torch.export-based one (opsets 18+). A fixed batch bakes `batch` into the graph's input shape.
-    `constant_folding` only applies to the legacy exporter (dynamo always folds).
+    torch.export-based one (opsets 18+), with its graph optimiser on (`optimize=True`, the default) or off.
+    A fixed batch bakes `batch` into the graph's input shapes. `constant_folding` only applies to the
+    legacy exporter (dynamo always folds).
     """
     model = model.eval()
     path = Path(path)
-    example = (torch.randn(batch, n_leads, n_samples),)
+    torch.manual_seed(1234)
+    example = (torch.randn(batch, n_leads, n_samples), *(torch.randn(batch, *shape) for _, shape in extra_inputs))
+    names = [INPUT_NAME, *(name for name, _ in extra_inputs)]
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         warnings.simplefilter("ignore")
@@ -50,21 +57,23 @@ def export_onnx(
                 dynamo=False,
                 opset_version=opset,
                 do_constant_folding=constant_folding,
-                input_names=[INPUT_NAME],
+                input_names=names,
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None,
+                dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT_NAME]} if dynamic_batch else None,
             )
         elif exporter == "dynamo":
             previous = logging.getLogger("torch.onnx").level
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             try:
-                dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+                batch_dim = torch.export.Dim("batch", min=1, max=4096)
+                dynamic_shapes = tuple({0: batch_dim} for _ in names) if dynamic_batch else None
                 program = torch.onnx.export(
                     model,
                     example,
                     dynamo=True,
+                    optimize=optimize,
                     opset_version=opset,
-                    input_names=[INPUT_NAME],
+                    input_names=names,
                     output_names=[OUTPUT_NAME],
                     dynamic_shapes=dynamic_shapes,
                     external_data=False,

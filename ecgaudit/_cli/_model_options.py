@@ -10,27 +10,29 @@ import typer
 from ecgaudit.models import ModelAdapter, load_model
 
 ModelArg = Annotated[Path, typer.Argument(help="The vendor's model: an ONNX (.onnx) or TorchScript (.pt) file.")]
-CardOpt = Annotated[
-    Path | None, typer.Option("--card", help="Model card JSON (default: <model>.card.json beside the model).")
-]
+CardOpt = Annotated[Path | None, typer.Option(
+    "--card", help="Model card JSON (default: <stem>.card.json or <file name>.card.json beside the model).")]
 FsOpt = Annotated[float | None, typer.Option("--fs", help="Card override: sampling rate in Hz.")]
 SamplesOpt = Annotated[int | None, typer.Option("--n-samples", help="Card override: samples per record.")]
 LeadsOpt = Annotated[str | None, typer.Option("--leads", help="Card override: comma-separated lead names.")]
 LayoutOpt = Annotated[str | None, typer.Option("--layout", help="Card override: NCT or NTC.")]
 ClassesOpt = Annotated[str | None, typer.Option("--classes", help="Card override: comma-separated class names.")]
-OutputOpt = Annotated[str | None, typer.Option("--output", help="Card override: logits, softmax or sigmoid.")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output-kind", help="Card override: what the model returns, logits or probabilities.")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", help="Card override: multiclass (one class per record) or multilabel (needs thresholds).")]
 
 
 def card_overrides(
     fs: float | None, n_samples: int | None, leads: str | None, layout: str | None,
-    classes: str | None, output: str | None,
+    classes: str | None, output: str | None, task: str | None = None,
 ) -> dict[str, Any]:
     def split(text: str | None) -> list[str] | None:
         return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
     return {
         "fs": fs, "n_samples": n_samples, "leads": split(leads), "layout": layout,
-        "classes": split(classes), "output": output,
+        "classes": split(classes), "output": output, "task": task,
     }
 
 

@@ -21,6 +21,7 @@ from ecgaudit._cli._model_options import (
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TaskOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -103,13 +104,14 @@ def attack(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> None:
     adapter = open_model(
         model,
         card,
-        card_overrides(fs, n_samples, leads, layout, classes, output),
+        card_overrides(fs, n_samples, leads, layout, classes, output, task),
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
     )

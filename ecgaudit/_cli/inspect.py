@@ -20,6 +20,7 @@ from ecgaudit._cli._model_options import (
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TaskOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -44,13 +45,14 @@ def inspect(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> None:
     adapter = open_model(
         model,
         card,
-        card_overrides(fs, n_samples, leads, layout, classes, output),
+        card_overrides(fs, n_samples, leads, layout, classes, output, task),
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
     )
@@ -78,11 +80,16 @@ def _render(result: dict[str, Any], console: Console) -> None:
         ident.add_row("opset / producer", f"{runtime['opset']} / {runtime.get('producer') or '?'}")
     ident.add_row("parameters", f"{runtime['n_parameters']:,}")
     ident.add_row("batch axis", "dynamic" if model["fixed_batch"] is None else f"fixed at {model['fixed_batch']}")
+    parity = result["parity_max_abs_diff"]
     ident.add_row(
         "parity",
-        f"max |runtime - surrogate| = {result['parity_max_abs_diff']:.2e} on {result['parity_records']} "
-        f"records ({result['parity_source']})",
+        f"max |runtime - surrogate| = {parity:.2e} on {result['parity_records']} records ({result['parity_source']})"
+        if parity is not None else f"not measured: {model['surrogate_error']}",
     )
+    bpda = f" (straight-through for {', '.join(model['bpda_ops'])})" if model["bpda_ops"] else ""
+    ident.add_row("gradients", (", ".join(model["gradient_modes"]) or "none") + bpda)
+    for finding in model["findings"]:
+        ident.add_row("finding", finding)
     console.print(ident)
 
     card = Table(title="Contract (model card)", show_header=False, title_justify="left")
@@ -98,8 +105,11 @@ def _render(result: dict[str, Any], console: Console) -> None:
     steps = contract.get("preprocessing") or []
     card.add_row("preprocessing", "; ".join(json.dumps(s) for s in steps) if steps else "none")
     card.add_row("classes", ", ".join(contract["classes"]))
+    for extra in contract.get("inputs", []):
+        card.add_row(f"input {extra['name']}", f"{extra['shape']} held at {extra['value']} ({extra['why']})")
     card.add_row(
-        "output", contract["output"] + (f" (thresholds {contract['thresholds']})" if "thresholds" in contract else "")
+        "output", f"{contract['task']}, {contract['output']}"
+        + (f" (thresholds {contract['thresholds']})" if "thresholds" in contract else ""),
     )
     console.print(card)
 

@@ -21,6 +21,7 @@ from ecgaudit._cli._model_options import (
     ModelArg,
     OutputOpt,
     SamplesOpt,
+    TaskOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -86,6 +87,7 @@ def scan(
     layout: LayoutOpt = None,
     classes: ClassesOpt = None,
     output: OutputOpt = None,
+    task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> int:
@@ -100,7 +102,7 @@ def scan(
             )
         key_path = signing_key_path(key)
         private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
-        adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output),
+        adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
                              timeout_s=model_timeout, max_bytes=max_model_bytes)
         targets = [load_model(path) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,

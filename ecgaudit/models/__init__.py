@@ -7,17 +7,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ecgaudit.card import ModelCard, parse_card, read_card_file, sidecar_path
+from ecgaudit.card import METADATA_KEY, ModelCard, parse_card, read_card_file, sidecar_paths
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import loads_json
+from ecgaudit.models.budget import relative_budget
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.models.probe import probe
 
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
-__all__ = ["ModelAdapter", "load_model", "resolve_card"]
+__all__ = ["ModelAdapter", "load_model", "relative_budget", "resolve_card"]
+
+
+CARD_FLAGS = "--fs, --n-samples, --leads, --layout, --classes, --task and --output-kind"
 
 
 def resolve_card(
@@ -27,7 +30,8 @@ def resolve_card(
     card_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> ModelCard:
-    """Merge card sources, later winning field by field: ONNX metadata, sidecar (or `card_path`), CLI flags."""
+    """Merge card sources, later winning field by field: ONNX metadata, the card file (`card_path`, else
+    `<stem>.card.json` or `<file name>.card.json` beside the model), CLI flags."""
     merged: dict[str, Any] = {}
     sources: list[str] = []
     if embedded_json is not None:
@@ -39,19 +43,38 @@ def resolve_card(
             raise CardError(f"the card in {model_path.name}'s metadata_props must be a JSON object.")
         merged.update(embedded)
         sources.append("ONNX metadata_props")
-    file_path = card_path or sidecar_path(model_path)
-    if card_path is not None or file_path.exists():
+    tried = sidecar_paths(model_path)
+    found = [path for path in tried if path.is_file()]
+    if card_path is None and len(found) > 1:
+        raise CardError(
+            f"{model_path.name} has two cards beside it, {found[0].name} and {found[1].name}; remove one or "
+            "choose with --card."
+        )
+    file_path = card_path or (found[0] if found else None)
+    if file_path is not None:
         merged.update(read_card_file(file_path))
         sources.append(str(file_path))
-    if overrides:
-        merged.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if flags:
+        merged.update(flags)
         sources.append("command-line flags")
+    looked = " and ".join(str(path) for path in tried)
     if not sources:
         raise CardError(
-            f"no model card for {model_path.name}: write {sidecar_path(model_path).name} beside it, pass --card, "
-            "or give --fs/--n-samples/--leads/--layout/--classes/--output on the command line."
+            f"no model card for {model_path.name}: looked for {looked} and the ONNX metadata key "
+            f"'{METADATA_KEY}'; write one of those files, pass --card FILE, or give {CARD_FLAGS} on the "
+            "command line."
         )
-    return parse_card(merged, source=" + ".join(sources))
+    source = " + ".join(sources)
+    if file_path is not None:
+        return parse_card(merged, source=source)
+    try:
+        return parse_card(merged, source=f"{source}; no card file at {looked}")
+    except CardError as exc:
+        raise CardError(
+            f"{str(exc).rstrip('.')}; write one of those card files, pass --card FILE, or give the missing "
+            "field on the command line."
+        ) from exc
 
 
 def load_model(
@@ -62,7 +85,11 @@ def load_model(
     max_bytes: int | None = None,
     timeout_s: float | None = None,
 ) -> ModelAdapter:
-    """Open a vendor model, resolve its card, and probe it once so a broken contract fails here."""
+    """Open a vendor model, resolve its card, and probe it on realistic ECGs so a broken contract fails here.
+
+    An ONNX graph that cannot be converted to torch still loads, runtime-only: `surrogate_error` says why
+    and `gradient_modes` is empty.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist.")
@@ -84,6 +111,5 @@ def load_model(
             f"{path.name}: unknown model format '{suffix}'; give an ONNX (.onnx) or TorchScript (.pt) file."
         )
     adapter.timeout_s = timeout_s
-    probe = np.zeros((adapter.fixed_batch or 2, len(card.leads), card.n_samples), dtype=np.float32)
-    adapter.raw_predict(probe)
+    probe(adapter)
     return adapter

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,15 +18,19 @@ import numpy as np
 import torch
 
 from ecgaudit.card import ModelCard
-from ecgaudit.dsp import zero_phase_filter
+from ecgaudit.dsp import apply_filter_step
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import file_sha256
+from ecgaudit.models.bpda import BPDA, WHITE_BOX, GradientSwitch, masking_modules
 
 ABANDONED_THREADS: list[threading.Thread] = []
 """Model calls given up on after `timeout_s`; the CLI must not wait for them at exit."""
 
 PARITY_TOLERANCE = 1e-3
 """Largest allowed |runtime - surrogate| on output probabilities before the surrogate is refused."""
+
+PROBABILITY_SLACK = 1e-4
+"""How far outside [0, 1] an output may stray (rounding) before a card saying `probabilities` is wrong."""
 
 
 def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
@@ -35,7 +40,7 @@ def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
     """
     x = x_mv
     for step in card.preprocessing:
-        x = zero_phase_filter(x, card.fs, low_hz=step.low_hz, high_hz=step.high_hz, order=step.order)
+        x = apply_filter_step(x, card.fs, step)
     scaling = card.scaling
     if scaling["kind"] == "affine":
         x = x * float(scaling["scale"]) + float(scaling["offset"])
@@ -62,11 +67,56 @@ class ModelAdapter(ABC):
         self.parity_max_abs_diff: float | None = None
         self.timeout_s: float | None = None
         """Per-batch limit on the vendor runtime; a batch that runs longer stops the audit."""
+        self.surrogate_error: str | None = None
+        """Why no differentiable surrogate exists (one sentence naming the operator), or None."""
+        self.bpda_ops: tuple[str, ...] = ()
+        """ONNX op types on the signal's path whose backward is straight-through in `bpda` mode."""
+        self.findings: list[str] = []
+        """What the load probe saw that is worth a reviewer's attention (e.g. NaN on a flat lead)."""
+        self.extra_dtypes: dict[str, str] = {extra.name: extra.dtype for extra in card.extra_inputs}
+        """The dtype each extra input is fed as (ONNX: the graph's declared type; TorchScript: the card's)."""
+        self._switch = GradientSwitch()
+
+    def attach_surrogate(self, module: torch.nn.Module) -> None:
+        """Hand this adapter's gradient switch to the surrogate's masking operators, and list them."""
+        masking = masking_modules(module)
+        for m in masking:
+            m.switch = self._switch
+        self.bpda_ops = tuple(sorted({m.op_type for m in masking}))
+
+    @property
+    def gradient_modes(self) -> tuple[str, ...]:
+        """The backward passes the surrogate offers: `()` without a surrogate, `("white-box",)` when it is
+        exactly differentiable, `("white-box", "bpda")` when some operators mask the gradient."""
+        if self.surrogate_error is not None:
+            return ()
+        return (WHITE_BOX, BPDA) if self.bpda_ops else (WHITE_BOX,)
+
+    @contextmanager
+    def gradient_mode(self, mode: str) -> Iterator[None]:
+        """Select the backward of the graphs `torch_forward` builds inside the block (default white-box).
+
+        `white-box` is the surrogate's true gradient (zero through Round, quantisation ...); `bpda`
+        replaces the backward of `bpda_ops` by the identity. The forward is the same in both modes.
+        """
+        if mode not in self.gradient_modes:
+            offered = ", ".join(self.gradient_modes) or "none"
+            why = f" ({self.surrogate_error})" if self.surrogate_error else ""
+            raise ModelError(
+                f"{self.path.name} offers no '{mode}' gradients (it offers: {offered}){why}; use one of those."
+            )
+        previous = self._switch.mode
+        self._switch.mode = mode
+        try:
+            yield
+        finally:
+            self._switch.mode = previous
 
     # -- what each format provides -------------------------------------------------------------
     @abstractmethod
     def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
-        """Run the vendor's runtime on model-ready inputs (scaled, in the model's layout)."""
+        """Run the vendor's runtime on model-ready inputs (scaled, in the model's layout), with the card's
+        extra inputs beside them."""
 
     @abstractmethod
     def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -99,6 +149,19 @@ class ModelAdapter(ABC):
             )
         if not np.all(np.isfinite(raw)):
             raise ModelError(f"model {self.path.name} produced NaN or infinite outputs; it cannot be audited.")
+        if self.card.output == "probabilities":
+            low, high = float(raw.min()), float(raw.max())
+            if low < -PROBABILITY_SLACK or high > 1 + PROBABILITY_SLACK:
+                raise CardError(
+                    f"the card of {self.path.name} says its outputs are probabilities, but the model returned "
+                    f"values from {low:.4g} to {high:.4g}, outside [0, 1]; if they are logits, set "
+                    "\"output\": \"logits\" in the card (or --output-kind logits)."
+                )
+
+    def extra_arrays(self, n_records: int) -> dict[str, np.ndarray]:
+        """The card's constant extra inputs for `n_records` records, by input name."""
+        return {extra.name: extra.array(n_records).astype(self.extra_dtypes[extra.name], copy=False)
+                for extra in self.card.extra_inputs}
 
     def _chunks(self, n_records: int, batch_size: int) -> list[tuple[int, int]]:
         size = self.fixed_batch or batch_size
@@ -146,7 +209,7 @@ class ModelAdapter(ABC):
         return box["out"]
 
     def raw_predict(self, x_mv: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """The vendor runtime's raw outputs (logits, softmax or sigmoid, as the card says).
+        """The vendor runtime's raw outputs (logits or probabilities, as the card says).
 
         Shapes: `(N, L, T)` mV -> `(N, K)`.
         """
@@ -166,11 +229,13 @@ class ModelAdapter(ABC):
         return self.to_probabilities(raw)
 
     def to_probabilities(self, raw: np.ndarray) -> np.ndarray:
-        if self.card.output == "logits":
-            shifted = raw - raw.max(axis=1, keepdims=True)
-            exp = np.exp(shifted)
-            return exp / exp.sum(axis=1, keepdims=True)
-        return raw
+        if self.card.output == "probabilities":
+            return raw
+        if self.card.multilabel:
+            return (1.0 / (1.0 + np.exp(-raw.astype(np.float64)))).astype(raw.dtype)
+        shifted = raw - raw.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """The model's decision: class index `(N,)` for single-label, multi-hot `(N, K)` bool for multi-label."""
@@ -180,29 +245,37 @@ class ModelAdapter(ABC):
         return probabilities.argmax(axis=1)
 
     def torch_forward(self, x_mv: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
-        """Differentiable logits (log-probabilities for softmax outputs, logit(p) for sigmoid outputs).
+        """Differentiable logits for cross-entropy (multiclass) or BCE-with-logits (multilabel): the raw
+        outputs for a logits model, log(p) or logit(p) for a probabilities one. The backward is the one
+        `gradient_mode` selects.
 
         Shapes: `(N, L, T)` mV -> `(N, K)`.
         """
+        if self.surrogate_error is not None:
+            raise ModelError(self.surrogate_error)
         self._check_input(tuple(x_mv.shape))
         inputs = self.prepare(x_mv)
         raw = self._run_batched(inputs, inputs.shape[0], batch_size, self._surrogate_forward, torch.cat)
-        if self.card.output == "softmax":
-            return torch.log(raw.clamp_min(1e-12))
-        if self.card.output == "sigmoid":
+        if self.card.output == "logits":
+            return raw
+        if self.card.multilabel:
             p = raw.clamp(1e-7, 1 - 1e-7)
             return torch.log(p) - torch.log1p(-p)
-        return raw
+        return torch.log(raw.clamp_min(1e-12))
 
     def surrogate_probabilities(self, x_mv: torch.Tensor) -> torch.Tensor:
         logits = self.torch_forward(x_mv)
         return torch.sigmoid(logits) if self.card.multilabel else torch.softmax(logits, dim=1)
 
-    def check_parity(self, x_mv: np.ndarray, *, tolerance: float = PARITY_TOLERANCE) -> float:
+    def check_parity(self, x_mv: np.ndarray, *, tolerance: float = PARITY_TOLERANCE) -> float | None:
         """Compare runtime and surrogate probabilities on real inputs; refuse the surrogate if they differ.
 
-        Records and returns the max abs difference (`parity_max_abs_diff`).
+        Records and returns the max abs difference (`parity_max_abs_diff`); None, without error, when the
+        model has no surrogate (`surrogate_error` says why).
         """
+        if self.surrogate_error is not None:
+            self.parity_max_abs_diff = None
+            return None
         runtime = self.predict(x_mv)
         with torch.no_grad():
             surrogate = self.surrogate_probabilities(torch.as_tensor(x_mv, dtype=torch.float32)).numpy()
@@ -225,4 +298,10 @@ class ModelAdapter(ABC):
             "runtime": self.runtime_info(),
             "fixed_batch": self.fixed_batch,
             "parity_max_abs_diff": self.parity_max_abs_diff,
+            "gradient_modes": list(self.gradient_modes),
+            "bpda_ops": list(self.bpda_ops),
+            "surrogate_error": self.surrogate_error,
+            "extra_inputs": [{**extra.to_dict(), "dtype": self.extra_dtypes[extra.name]}
+                             for extra in self.card.extra_inputs],
+            "findings": list(self.findings),
         }

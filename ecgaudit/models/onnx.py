@@ -17,6 +17,7 @@ from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_m
 
 from ecgaudit.card import ModelCard
 from ecgaudit.errors import CardError, ModelError
+from ecgaudit.models.extra_inputs import check_extra_shape, ecg_input_name
 from ecgaudit.models.interface import ModelAdapter
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -108,27 +109,48 @@ def card_metadata(model: onnx.ModelProto) -> str | None:
 
 
 def convert_to_torch(model: onnx.ModelProto, name: str) -> torch.nn.Module:
-    """Convert with onnx2torch, using our extra converters; an unconvertible op is named in the error."""
+    """Convert with onnx2torch, using our extra converters; a failure is a `SurrogateUnavailable` whose
+    message is one sentence naming the operator (and the model's opset for its domain)."""
     from onnx2torch import convert
 
     from ecgaudit.models import onnx_converters
 
     onnx_converters.register()
+    consequence = "so gradient attacks (white-box, BPDA) cannot run on it; only gradient-free ones can"
     try:
         module = convert(onnx_converters.rewrite_for_conversion(model))
     except NotImplementedError as exc:
-        match = re.search(r"operation_type='([^']+)', version=(\d+)", str(exc))
+        match = re.search(r"domain='([^']*)', operation_type='([^']+)', version=(\d+)", str(exc))
         if match is None:
-            raise ModelError(
-                f"{name} uses an ONNX construct ecgaudit cannot convert to a differentiable form ({exc})."
+            raise SurrogateUnavailable(
+                f"{name} uses an ONNX construct that has no differentiable equivalent in ecgaudit "
+                f"({str(exc).strip() or type(exc).__name__}), {consequence}."
             ) from exc
-        raise ModelError(
-            f"{name} uses the ONNX operator {match.group(1)} (opset {match.group(2)}), which ecgaudit cannot "
-            "convert to a differentiable form."
+        domain, op_type = match.group(1), match.group(2)
+        opset = next((o.version for o in model.opset_import if o.domain == domain
+                      or (domain == "" and o.domain == "ai.onnx")), int(match.group(3)))
+        where = f"{domain}." if domain not in ("", "ai.onnx") else ""
+        raise SurrogateUnavailable(
+            f"{name} uses the ONNX operator {where}{op_type} (opset {opset}), which has no converter to a "
+            f"differentiable form, {consequence}."
         ) from exc
     except Exception as exc:  # onnx2torch raises bare errors for graphs it cannot trace
-        raise ModelError(f"{name} could not be converted to a differentiable form: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SurrogateUnavailable(
+            f"{name} could not be converted to a differentiable form ({first}), {consequence}."
+        ) from exc
     return module.eval()
+
+
+class SurrogateUnavailable(Exception):
+    """No differentiable copy of a model could be built; the message says why in one sentence."""
+
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 class OnnxAdapter(ModelAdapter):
@@ -145,34 +167,50 @@ class OnnxAdapter(ModelAdapter):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0]}") from exc
         inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"{path.name} has {len(inputs)} inputs; ecgaudit audits single-input ECG models.")
-        self.input_name = inputs[0].name
-        shape = list(inputs[0].shape)
-        fixed_batch = _check_input_shape(shape, card, path.name)
+        declared = [(i.name, list(i.shape), i.type) for i in inputs]
+        self.input_name = ecg_input_name(declared, card, path.name)
+        ecg_shape = next(shape for name, shape, _ in declared if name == self.input_name)
+        fixed_batch = _check_input_shape(ecg_shape, card, path.name)
         super().__init__(path, card, fixed_batch=fixed_batch)
+        self.input_order = [name for name, _, _ in declared]
+        for name, shape, elem in declared:
+            if name != self.input_name:
+                extra = next(e for e in card.extra_inputs if e.name == name)
+                check_extra_shape(extra, shape, path.name)
+                if elem not in _NUMPY_TYPES:
+                    raise ModelError(f"{path.name}'s input '{name}' has type {elem}, which ecgaudit cannot feed.")
+                self.extra_dtypes[name] = np.dtype(_NUMPY_TYPES[elem]).name
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
         self.producer = f"{model.producer_name} {model.producer_version}".strip()
-        self.module = convert_to_torch(model, path.name)
-        for param in self.module.parameters():
-            param.requires_grad_(False)
         self.n_parameters = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+        self.module: torch.nn.Module | None = None
+        try:
+            self.module = convert_to_torch(model, path.name)
+        except SurrogateUnavailable as exc:
+            self.surrogate_error = str(exc)
+        else:
+            for param in self.module.parameters():
+                param.requires_grad_(False)
+            self.attach_surrogate(self.module)
 
     def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
+        feeds = {self.input_name: inputs.astype(np.float32), **self.extra_arrays(len(inputs))}
         try:
-            return self.session.run(None, {self.input_name: inputs.astype(np.float32)})[0]
+            return self.session.run(None, feeds)[0]
         except Exception as exc:  # onnxruntime's own error types
             raise ModelError(f"onnxruntime failed to run {self.path.name}: {str(exc).splitlines()[0]}") from exc
 
     def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        out = self.module(inputs)
+        assert self.module is not None
+        extras = {name: torch.from_numpy(array) for name, array in self.extra_arrays(len(inputs)).items()}
+        out = self.module(*[inputs if name == self.input_name else extras[name] for name in self.input_order])
         return out[0] if isinstance(out, (tuple, list)) else out
 
     def runtime_info(self) -> dict[str, Any]:
         return {
             "runtime": "onnxruntime",
             "version": ort.__version__,
-            "surrogate": "onnx2torch",
+            "surrogate": "onnx2torch" if self.module is not None else "none",
             "opset": self.opset,
             "producer": self.producer,
             "input_name": self.input_name,

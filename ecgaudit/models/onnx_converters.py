@@ -1,13 +1,15 @@
 """What onnx2torch 1.5.15 lacks for graphs torch's two ONNX exporters write, added two ways.
 
 * Converters, registered through onnx2torch's own registry (`add_converter`): `Gelu` (opset 20), the
-  opset-18 `Reduce*` family (axes as an input), and `Reshape` with `allowzero=1` (opsets 14, 19, 21).
+  opset-18 `Reduce*` family (axes as an input), `Reshape` with `allowzero=1` (opsets 14, 19, 21), `Conv`
+  with `SAME_*` padding at any stride or with computed weights; the opset 18-21 operators and recurrent
+  layers of `onnx_recent`; the masking operators of `bpda` (Round, casts, quantisation ...).
 * Graph rewrites (`rewrite_for_conversion`), each provably equivalent under the ONNX spec: initializer
   copies for `Constant` nodes and for `Identity` nodes over initializers, and explicit pads for `SAME_*`
   convolutions at stride 1.
 
 An op that still has no converter makes onnx2torch raise NotImplementedError naming it, which
-`convert_to_torch` turns into a `ModelError`.
+`convert_to_torch` turns into a runtime-only model (`surrogate_error` names the op).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from onnx2torch.node_converters import registry
 from onnx2torch.node_converters.registry import add_converter
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
+from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult
 from torch import nn
+
+from ecgaudit.models import bpda, onnx_recent, quantized
+from ecgaudit.models.bpda import result
+from ecgaudit.models.onnx_conv import conv_nd
 
 Converter = Callable[[OnnxNode, OnnxGraph], OperationConverterResult]
 
@@ -90,17 +96,13 @@ class OnnxReduceAxesInput(nn.Module, OnnxToTorchModule):
         return _REDUCTIONS[self.op_type](x, dims, self.keepdims)
 
 
-def _result(module: nn.Module, node: OnnxNode) -> OperationConverterResult:
-    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
-
-
 def _convert_gelu(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    return _result(OnnxGelu(str(node.attributes.get("approximate", "none"))), node)
+    return result(OnnxGelu(str(node.attributes.get("approximate", "none"))), node)
 
 
 def _convert_reduce(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     keepdims, noop = node.attributes.get("keepdims", 1), node.attributes.get("noop_with_empty_axes", 0)
-    return _result(OnnxReduceAxesInput(node.operation_type, keepdims, noop), node)
+    return result(OnnxReduceAxesInput(node.operation_type, keepdims, noop), node)
 
 
 def _reshape_converter(allowzero_0: Converter) -> Converter:
@@ -109,10 +111,39 @@ def _reshape_converter(allowzero_0: Converter) -> Converter:
 
     def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
         if node.attributes.get("allowzero", 0) == 1:
-            return _result(OnnxReshapeAllowZero(), node)
+            return result(OnnxReshapeAllowZero(), node)
         return allowzero_0(node, graph)
 
     return convert
+
+
+class OnnxConvGeneral(nn.Module, OnnxToTorchModule):
+    """ONNX `Conv` where onnx2torch's converter does not apply: `SAME_*` padding at any stride (pads are
+    computed from each call's input length, as the spec defines them), or weights computed in the graph
+    (a `DequantizeLinear` of int8 weights in QDQ exports) rather than stored as an initializer."""
+
+    def __init__(self, attributes: dict) -> None:
+        super().__init__()
+        self.attributes = attributes
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        return conv_nd(x, w, b, self.attributes)
+
+
+def _conv_converter(original: Converter) -> Converter:
+    def convert(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+        mode = str(node.attributes.get("auto_pad", "NOTSET"))
+        computed = any(name and name not in graph.initializers for name in node.input_values[1:])
+        if mode.startswith("SAME") or computed:
+            return result(OnnxConvGeneral(dict(node.attributes)), node)
+        return original(node, graph)
+
+    return convert
+
+
+def _override(op_type: str, version: int, converter: Converter) -> None:
+    """Replace onnx2torch's own converter (its registry has no public override)."""
+    registry._CONVERTER_REGISTRY[registry.OperationDescription("", op_type, version)] = converter
 
 
 def register() -> None:
@@ -126,11 +157,20 @@ def register() -> None:
             table[(op_type, 18)] = _convert_reduce
         table[("ReduceMax", 20)] = table[("ReduceMin", 20)] = _convert_reduce
         # onnx2torch's Reshape-14 converter raises NotImplementedError for allowzero=1; wrap it in place
-        # (the registry has no public override), and add versions 19 and 21 through add_converter.
-        key = registry.OperationDescription(domain="", operation_type="Reshape", version=14)
-        original: Converter = registry._CONVERTER_REGISTRY[key]
-        registry._CONVERTER_REGISTRY[key] = _reshape_converter(original)
+        # and add versions 19 and 21 through add_converter.
+        original = registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Reshape", 14)]
+        _override("Reshape", 14, _reshape_converter(original))
         table[("Reshape", 19)] = table[("Reshape", 21)] = _reshape_converter(original)
+        for version in (1, 11):
+            _override("Conv", version, _conv_converter(
+                registry._CONVERTER_REGISTRY[registry.OperationDescription("", "Conv", version)]))
+        table.update(onnx_recent.converters())
+        table.update(quantized.converters())
+        for (op_type, version), (converter, replaces) in bpda.converters().items():
+            if replaces:
+                _override(op_type, version, converter)
+            else:
+                table[(op_type, version)] = converter
         for (op_type, version), converter in table.items():
             try:
                 add_converter(operation_type=op_type, version=version)(converter)

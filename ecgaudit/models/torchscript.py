@@ -11,6 +11,7 @@ import torch
 
 from ecgaudit.card import ModelCard
 from ecgaudit.errors import ModelError
+from ecgaudit.models.extra_inputs import Declared, ecg_input_name
 from ecgaudit.models.interface import ModelAdapter
 
 
@@ -31,10 +32,15 @@ class TorchScriptAdapter(ModelAdapter):
         for param in self.module.parameters():
             param.requires_grad_(False)
         self.n_parameters = int(sum(p.numel() for p in self.module.parameters()))
+        declared = _declared_inputs(self.module)
+        self.input_name = ecg_input_name(declared, card, path.name) if declared else "input"
+        self.input_order = [name for name, _, _ in declared] or [self.input_name]
 
     def _call(self, inputs: torch.Tensor) -> torch.Tensor:
+        extras = {name: torch.from_numpy(array) for name, array in self.extra_arrays(len(inputs)).items()}
+        args = [inputs if name == self.input_name else extras[name] for name in self.input_order]
         try:
-            out = self.module(inputs)
+            out = self.module(*args)
         except Exception as exc:  # a scripted forward can raise anything
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path.name} raised in forward: {first}") from exc
@@ -54,3 +60,12 @@ class TorchScriptAdapter(ModelAdapter):
             "surrogate": "torchscript",
             "n_parameters": self.n_parameters,
         }
+
+
+def _declared_inputs(module: torch.jit.ScriptModule) -> list[Declared]:
+    """forward's required arguments (TorchScript records names and types, not shapes)."""
+    try:
+        arguments = list(module.forward.schema.arguments)[1:]
+    except (AttributeError, RuntimeError):  # an archive without a scripted forward: call it with one input
+        return []
+    return [(a.name, None, str(a.type)) for a in arguments if not a.has_default_value()]
