@@ -7,6 +7,7 @@ field. It is checked against `CARD_SCHEMA` and then for contradictions, and ever
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ CARD_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string"},
         "description": {"type": "string"},
-        "fs": {"type": "number", "exclusiveMinimum": 0, "maximum": 20000},
+        # Below 10 Hz no ECG waveform survives; the bound also keeps a typo (1e-6) from asking for absurd records.
+        "fs": {"type": "number", "minimum": 10, "maximum": 20000},
         "n_samples": {"type": "integer", "minimum": 8, "maximum": 10_000_000},
         "leads": {"type": "array", "items": {"enum": list(STANDARD_LEADS)}, "minItems": 1, "uniqueItems": True},
         "layout": {"enum": ["NCT", "NTC"]},
@@ -207,8 +209,23 @@ def read_card_file(path: Path) -> dict[str, Any]:
     return read_json_object(path, "model card", CardError)
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The field holding the first NaN or infinite number, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "top level"
+    if isinstance(value, Mapping):
+        return next((k for key, v in value.items() if (k := _non_finite(v, f"{path}.{key}" if path else key))), None)
+    if isinstance(value, list | tuple):
+        return next((k for i, v in enumerate(value) if (k := _non_finite(v, f"{path}[{i}]"))), None)
+    return None
+
+
 def parse_card(data: Mapping[str, Any], *, source: str) -> ModelCard:
     """Validate merged card data against `CARD_SCHEMA` and for contradictions; return a `ModelCard`."""
+    bad = _non_finite(data)
+    if bad is not None:
+        # JSON Schema's bounds are silent on NaN (every comparison with it is false), and --fs nan parses.
+        raise CardError(f"model card ({source}): field '{bad}' is not a finite number; give a real value.")
     validator = jsonschema.Draft202012Validator(CARD_SCHEMA)
     errors = sorted(validator.iter_errors(dict(data)), key=lambda e: (len(e.path), list(e.path)))
     if errors:

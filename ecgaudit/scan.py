@@ -340,13 +340,13 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         report["profile"] = {"name": profile.name, "version": profile.data["profile"]["version"],
                              "source": profile.source, "sha256": profile.sha256, "resolved": profile.data}
     result = ScanResult(report)
-    outcomes, runs_by_attack = {}, {}
+    outcomes, runs_by_attack, shared_black_box = {}, {}, {}
     targets = [(t, load_for(t.model, splits.spec).subset(splits.eval_idx)) for t in plan.transfer_targets]
     other_data = [load_for(model, spec) for spec in plan.transfer_data]
     for planned in plan.attacks:
         t0 = time.perf_counter()
         doc, outcome, runs = _run_planned(planned, plan, model, craft, evaluation, clean, surrogates, surrogate_note,
-                                          reporter, result)
+                                          reporter, result, shared_black_box)
         _transfer_out(planned, outcome, model, targets, other_data, report)
         report["attacks"].append(doc)
         outcomes[planned.id] = outcome
@@ -377,13 +377,13 @@ def _gradient_modes(model: ModelAdapter) -> tuple[str, ...]:
 
 def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft: EcgDataset,
                  evaluation: EcgDataset, clean: Any, surrogates: Any, surrogate_note: str | None, reporter: Reporter,
-                 result: ScanResult) -> tuple[dict[str, Any], AttackOutcome, list[Any]]:
+                 result: ScanResult, cache: dict[Any, Any]) -> tuple[dict[str, Any], AttackOutcome, list[Any]]:
     """One attack under every threat model; its document (worst case gated), outcome and runs."""
     from ecgaudit.threats import knowledge, noise_floor, run_threat_models, worst_case
 
     runs = run_threat_models(planned.attack, model, craft, evaluation, clean, settings=plan.threats,
                              surrogates=surrogates, surrogate_note=surrogate_note, seed=plan.seed,
-                             reporter=_Prefixed(reporter, planned.id))
+                             reporter=_Prefixed(reporter, planned.id), shared=cache, attack_id=planned.id)
     if not any(r.outcome is not None for r in runs):
         raise AttackError(f"{planned.id}: no threat model could run ({'; '.join(r.reason or '' for r in runs)}); "
                           "enable transfer or black-box in the profile's [threat_models].")
@@ -421,7 +421,20 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
     doc["noise_floor"] = noise_floor(planned.attack, model, evaluation, clean, draws=plan.threats.noise_floor_draws,
                                      seed=plan.seed)
     doc["clinical"] = _clinical(outcome, model, evaluation, clean)
+    doc["relative_budget"] = _relative_budget(planned.attack, model, evaluation, cache)
     return doc, outcome, runs
+
+
+def _relative_budget(attack: Any, model: ModelAdapter, evaluation: EcgDataset, cache: dict[Any, Any]
+                     ) -> dict[str, Any] | None:
+    """ε/σ per lead when the card or the model normalises each lead (`models.budget.relative_budget`); one
+    computation per budget."""
+    from ecgaudit.models.budget import relative_budget
+
+    eps = tuple(attack.constraint.eps_mv)
+    if ("relative_budget", eps) not in cache:
+        cache[("relative_budget", eps)] = relative_budget(model, evaluation.X, eps)
+    return cache[("relative_budget", eps)]
 
 
 def _clinical(outcome: AttackOutcome, model: ModelAdapter, evaluation: EcgDataset, clean: Any) -> dict[str, Any]:
@@ -485,8 +498,13 @@ def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: 
                                   queries_per_record=plan.threats.queries_per_record),
              ind.nondeterministic_runtime(model, evaluation),
              ind.no_rise_with_budget(sweep["points"] if sweep else None)]
+    constraint_of = {p.id: repr(p.attack.constraint) for p in plan.attacks}
     for attack_id, runs in runs_by_attack.items():
-        found.append(ind.stronger_without_gradients(attack_id, runs))
+        # Gradient attacks under the same budget are the reference: a black-box SCAR beating the white-box
+        # DeepFool baseline says DeepFool is the weaker algorithm, not that gradients failed.
+        peers = {other: other_runs for other, other_runs in runs_by_attack.items()
+                 if constraint_of[other] == constraint_of[attack_id]}
+        found.append(ind.stronger_without_gradients(attack_id, runs, peers))
         found.append(ind.adversarial_parity(attack_id, model, evaluation, runs))
     return found
 

@@ -99,23 +99,21 @@ class ThreatRun:
 
 
 def gradient_modes(model: ModelAdapter) -> tuple[str, ...]:
-    return tuple(getattr(model, "gradient_modes", ("white-box",)))
+    """The gradient threat models the model allows: () for a runtime-only model; bpda when it has operators
+    whose gradient is zero or undefined."""
+    return tuple(model.gradient_modes)
 
 
 @contextlib.contextmanager
 def gradients(model: ModelAdapter, mode: str) -> Iterator[None]:
     """Run the surrogate with `mode`'s backward pass (white-box or bpda)."""
-    select = getattr(model, "gradient_mode", None)
-    if select is None:
+    with model.gradient_mode(mode):
         yield
-    else:
-        with select(mode):
-            yield
 
 
 def knowledge(threat_model: str, model: ModelAdapter, settings: ThreatSettings,
               surrogates: Sequence[Surrogate], queries: int | None = None) -> str:
-    ops = ", ".join(getattr(model, "bpda_ops", ())) or "none"
+    ops = ", ".join(model.bpda_ops) or "none"
     names = ", ".join(s.name for s in surrogates) or "none"
     return KNOWLEDGE[threat_model].format(ops=ops, surrogates=names, queries=f"{queries:,} queries"
                                           if queries is not None else "its query budget")
@@ -133,10 +131,15 @@ def run_threat_models(
     surrogate_note: str | None,
     seed: int,
     reporter: Reporter,
+    shared: dict[Any, tuple[str, AttackOutcome]] | None = None,
+    attack_id: str = "",
 ) -> list[ThreatRun]:
-    """The attack under every threat model, in `THREAT_MODELS` order, each measured on the target's runtime."""
+    """The attack under every threat model, in `THREAT_MODELS` order, each measured on the target's runtime.
+
+    `shared` carries black-box results between the attacks of one run: attacks with the same constraint have
+    the same black-box counterpart, so it runs once and the later ones reuse its outcome (and say so)."""
     modes = gradient_modes(model)
-    no_gradients = getattr(model, "surrogate_error", None) or "the model has no differentiable copy"
+    no_gradients = model.surrogate_error or "the model has no differentiable copy"
     runs: list[ThreatRun] = []
     for threat in GRADIENT_THREATS:
         enabled = settings.white_box if threat == "white-box" else settings.bpda
@@ -158,12 +161,20 @@ def run_threat_models(
         runs.append(ThreatRun("black-box", "off", "the profile turns this threat model off"))
     else:
         black_box = _black_box_attack(attack, settings, model)
-        outcome = run_attack(black_box, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
+        key = (black_box.name, repr(black_box.constraint), repr(sorted(black_box.params().items())))
         budget = settings.queries_universal if attack.universal else settings.queries_per_record
-        runs.append(ThreatRun("black-box", "ran", outcome=outcome, details={
+        details: dict[str, Any] = {
             "method": black_box.name, "query_budget": budget,
-            "query_budget_unit": "records scored in all" if attack.universal else "per record",
-            "queries_used": outcome.info.get("queries")}))
+            "query_budget_unit": "records scored in all" if attack.universal else "per record"}
+        if shared is not None and key in shared:
+            owner, outcome = shared[key]
+            details["shared_with"] = owner
+        else:
+            outcome = run_attack(black_box, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
+            if shared is not None:
+                shared[key] = (attack_id, outcome)
+        details["queries_used"] = outcome.info.get("queries")
+        runs.append(ThreatRun("black-box", "ran", outcome=outcome, details=details))
     return runs
 
 

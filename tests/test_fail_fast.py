@@ -101,3 +101,9 @@ def test_an_unknown_surrogate(run_cli, no_attack, tmp_path: Path) -> None:
     profile = _profile(tmp_path, 'transfer = ["builtin:cnn"]', 'transfer = ["builtin:nope"]')
     err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
     assert "builtin:nope" in err
+
+
+@pytest.mark.parametrize("fs, message", [("nan", "not a finite number"), ("1e-6", "less than the minimum of 10")])
+def test_an_absurd_sampling_rate(run_cli, no_attack, tmp_path: Path, fs: str, message: str) -> None:
+    err = _refused(run_cli, no_attack, LIGHT, "--profile", "ci", "--out", tmp_path / "o", "--fs", fs)
+    assert "'fs'" in err and message in err

@@ -187,6 +187,17 @@ def test_stronger_without_gradients_fires_only_beyond_both_intervals() -> None:
     assert stronger_without_gradients("scar", [_fake("transfer", 78)]).status == "not-applicable"
 
 
+def test_a_stronger_algorithm_without_gradients_is_judged_against_the_best_gradient_attack_of_its_budget() -> None:
+    """Black-box SCAR beating the white-box DeepFool baseline is no sign of masking when white-box SCAR, with the
+    same budget, did better still."""
+    uap = [_fake("white-box", 78, 200), _fake("black-box", 112, 200)]  # 39% and 56% of 200, as measured
+    scar = [_fake("white-box", 146, 200), _fake("black-box", 112, 200)]
+    assert stronger_without_gradients("uap-deepfool", uap).status == "fired"
+    peers = {"uap-deepfool": uap, "scar": scar}
+    verdict = stronger_without_gradients("uap-deepfool", uap, peers)
+    assert verdict.status == "passed" and "white-box scar" in verdict.summary
+
+
 def test_no_rise_with_budget_fires_on_a_significant_fall() -> None:
     rising = [{"chest_eps_mv": e, "fooling_rate": _rate(k, 100)} for e, k in ((0.02, 5), (0.2, 60), (0.6, 95))]
     falling = [{"chest_eps_mv": e, "fooling_rate": _rate(k, 100)} for e, k in ((0.02, 5), (0.2, 60), (0.6, 20))]
