@@ -82,7 +82,7 @@ def load_scan(report_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ReaderStudyError(f"{samples_path}: X must be (N, L, T) with N ≥ 1 and every delta_<attack> of "
                                "the same shape.")
     leads = [str(lead) for lead in samples["leads"]]
-    from ecgaudit.render.pdf_ecg import has_standard_12
+    from ecgaudit.render.pdf.ecg import has_standard_12
 
     if not has_standard_12(leads):
         raise ReaderStudyError(f"{samples_path}: the deck needs the 12 standard leads; it has {', '.join(leads)}.")
@@ -124,7 +124,7 @@ def answer_sheet(case_ids: list[str]) -> bytes:
 def make_deck(report_dir: Path, out_dir: Path, *, key_path: Path | None = None, attacks: list[str] | None = None,
               allow_insecure_key: bool = False) -> DeckResult:
     """Write `out_dir/deck/` (for readers) and `out_dir/sealed/` (the answer key) from a scan folder."""
-    from ecgaudit.render.ecg_deck import render_deck
+    from ecgaudit.render.pdf.deck import render_deck
     from ecgaudit.report.signing import load_private_key, sign_envelope, statement
 
     report, samples = load_scan(report_dir)

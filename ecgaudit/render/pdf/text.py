@@ -16,10 +16,10 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, PageBreak, Paragraph, Table
 
-from ecgaudit.render.pdf_draw import FONT, FONT_BOLD, RED
+from ecgaudit.render.pdf.draw import FONT, FONT_BOLD, RED
 
 if TYPE_CHECKING:
-    from ecgaudit.render.pdf_context import Context
+    from ecgaudit.render.pdf.context import Context
 
 def get(d: Any, *keys: str, default: Any = None) -> Any:
     """`d[k1][k2]…`, or `default` where any level is missing or not a dict (every report field is optional)."""

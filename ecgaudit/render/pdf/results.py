@@ -11,9 +11,9 @@ import numpy as np
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, Paragraph, Spacer, Table
 
-from ecgaudit.render.pdf_charts import MisdiagnosisHeatmap, PsdCurve, PsdPlot, SweepPlot, SweepPoint, welch_psd
-from ecgaudit.render.pdf_context import Context, digest_check
-from ecgaudit.render.pdf_text import STYLES, caption, fmt, get, mono, pct, rate, section, table
+from ecgaudit.render.pdf.charts import MisdiagnosisHeatmap, PsdCurve, PsdPlot, SweepPlot, SweepPoint, welch_psd
+from ecgaudit.render.pdf.context import Context, digest_check
+from ecgaudit.render.pdf.text import STYLES, caption, fmt, get, mono, pct, rate, section, table
 
 
 def psd_page(ctx: Context) -> list[Flowable]:

@@ -17,7 +17,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
 from ecgaudit.leads import canonical_lead
-from ecgaudit.render.pdf_draw import (
+from ecgaudit.render.pdf.draw import (
     ADVERSARIAL,
     AXIS,
     CLEAN,

@@ -10,9 +10,9 @@ from xml.sax.saxutils import escape
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph
 
-from ecgaudit.render.pdf_attacks import eps_text
-from ecgaudit.render.pdf_context import Context, digest_check
-from ecgaudit.render.pdf_text import STYLES, fmt, get, kv_table, mono, section, table
+from ecgaudit.render.pdf.attacks import eps_text
+from ecgaudit.render.pdf.context import Context, digest_check
+from ecgaudit.render.pdf.text import STYLES, fmt, get, kv_table, mono, section, table
 
 _ATTACK_METHODS = {
     "pgd": (

@@ -17,8 +17,8 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from ecgaudit.render.pdf_draw import CLEAN, FONT, FONT_BOLD, polyline
-from ecgaudit.render.pdf_ecg import (
+from ecgaudit.render.pdf.draw import CLEAN, FONT, FONT_BOLD, polyline
+from ecgaudit.render.pdf.ecg import (
     CAL_W,
     GAIN_MM_MV,
     PAPER_SPEED_MM_S,

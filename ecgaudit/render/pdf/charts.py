@@ -14,7 +14,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from ecgaudit.render.pdf_draw import AXIS, BLUE, CLEAN, FONT, FONT_BOLD, LIGHT, PALETTE, RED, Figure, polyline
+from ecgaudit.render.pdf.draw import AXIS, BLUE, CLEAN, FONT, FONT_BOLD, LIGHT, PALETTE, RED, Figure, polyline
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:

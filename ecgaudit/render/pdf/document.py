@@ -7,9 +7,9 @@ reproducibility appendix. Every page carries the report's SHA-256 so a printed p
 JSON; the PDF metadata carries it too. Built with `invariant=1` so the same input gives the same bytes.
 
 This module assembles the document (page header and footer, metadata). The pages are built in
-`pdf_summary` (cover, summary, gate), `pdf_attacks` (ECG pages), `pdf_results` (spectra, misdiagnosis,
-sweep, transfer) and `pdf_appendix` (methods, reproducibility), from the text helpers of `pdf_text` and
-the figures of `pdf_ecg` and `pdf_charts`.
+`summary` (cover, summary, gate), `attacks` (ECG pages), `results` (spectra, misdiagnosis,
+sweep, transfer) and `appendix` (methods, reproducibility), from the text helpers of `text` and
+the figures of `ecg` and `charts`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from reportlab.pdfbase.pdfdoc import PDFDate, PDFDictionary, PDFInfo, PDFName, P
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
-from ecgaudit.render.pdf_appendix import methods_page, reproducibility_page
-from ecgaudit.render.pdf_attacks import attack_pages
-from ecgaudit.render.pdf_context import Context
-from ecgaudit.render.pdf_draw import FONT, FONT_BOLD, GREEN, RED
-from ecgaudit.render.pdf_results import misdiagnosis_pages, psd_page, sweep_page, transfer_page
-from ecgaudit.render.pdf_summary import cover, summary
-from ecgaudit.render.pdf_text import get
+from ecgaudit.render.pdf.appendix import methods_page, reproducibility_page
+from ecgaudit.render.pdf.attacks import attack_pages
+from ecgaudit.render.pdf.context import Context
+from ecgaudit.render.pdf.draw import FONT, FONT_BOLD, GREEN, RED
+from ecgaudit.render.pdf.results import misdiagnosis_pages, psd_page, sweep_page, transfer_page
+from ecgaudit.render.pdf.summary import cover, summary
+from ecgaudit.render.pdf.text import get
 
 PAGE = landscape(A4)
 MARGIN = 15 * mm

@@ -1,5 +1,5 @@
 """Drawing primitives of the PDF report: fonts and colours (shared with the text pages), the fast polyline
-and the fixed-size `Figure` flowable that the figures of `pdf_ecg` and `pdf_charts` build on.
+and the fixed-size `Figure` flowable that the figures of `ecg` and `charts` build on.
 
 Figures are vector drawings with reportlab canvas paths (no raster, no matplotlib). Each is a platypus
 `Flowable` of fixed size in real millimetres, so that an ECG printed at 100 % keeps its true paper speed

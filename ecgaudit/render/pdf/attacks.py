@@ -11,8 +11,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, PageBreak, Paragraph, Spacer
 
 from ecgaudit.leads import canonical_lead
-from ecgaudit.render.pdf_context import Context
-from ecgaudit.render.pdf_ecg import (
+from ecgaudit.render.pdf.context import Context
+from ecgaudit.render.pdf.ecg import (
     GAIN_MM_MV,
     BeatPanel,
     EcgSheet,
@@ -22,7 +22,7 @@ from ecgaudit.render.pdf_ecg import (
     has_standard_12,
     lead_index,
 )
-from ecgaudit.render.pdf_text import STYLES, Bookmark, attack_title, caption, fmt, get, rate, section
+from ecgaudit.render.pdf.text import STYLES, Bookmark, attack_title, caption, fmt, get, rate, section
 
 
 def attack_pages(ctx: Context) -> list[Flowable]:

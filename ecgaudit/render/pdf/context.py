@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgaudit.render.pdf_text import get
+from ecgaudit.render.pdf.text import get
 
 
 @dataclass

@@ -8,9 +8,9 @@ from xml.sax.saxutils import escape
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, Spacer, Table
 
-from ecgaudit.render.pdf_context import Context
-from ecgaudit.render.pdf_draw import GREEN, RED
-from ecgaudit.render.pdf_text import STYLES, Bookmark, fmt, get, kv_table, mono, pct, rate, section, table
+from ecgaudit.render.pdf.context import Context
+from ecgaudit.render.pdf.draw import GREEN, RED
+from ecgaudit.render.pdf.text import STYLES, Bookmark, fmt, get, kv_table, mono, pct, rate, section, table
 
 
 def cover(ctx: Context) -> list[Flowable]:
