@@ -227,13 +227,15 @@ def render_report_pdf(report_bytes: bytes, folder: Path, *, what: str = "report"
 
     The scan and `ecgaudit render` both call this with the same bytes, so they give the same PDF.
     """
-    from ecgaudit.render.pdf import render_pdf  # reportlab is slow to import; only commands that render need it
+    from ecgaudit.render.files import load_artifacts
+    from ecgaudit.render.interface import Format, render
 
     report = loads_json(report_bytes, what, ReportError)
     validate_report(report, what=what)
     signing = report.get("signing") or {}
-    return render_pdf(report, folder, report_sha256=hashlib.sha256(report_bytes).hexdigest(),
-                      key_fingerprint=signing.get("key_fingerprint"))
+    artifacts = load_artifacts(report, folder, report_sha256=hashlib.sha256(report_bytes).hexdigest(),
+                               key_fingerprint=signing.get("key_fingerprint"))
+    return render(report, Format.PDF, artifacts)
 
 
 def _build(result: ScanResult, staging: Path, key: Ed25519PrivateKey | None, junit_inside: str | None,

@@ -562,12 +562,32 @@ def attack_document(result: ScanResult) -> dict[str, Any]:
 
 def keep_samples(evaluation: Any, outcomes: dict[str, Any], clean_decisions: np.ndarray,
                  classes: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The eval records most attacks fooled (ties: earliest), with each attack's perturbation of them."""
+    """Up to `N_SAMPLES_KEPT` example records for the PDF, with each attack's perturbation of them.
+
+    The records most attacks fooled (ties: earliest), among those that say something: no quality flag (a flat or
+    clipped lead makes any attack look strong) and no two with the same signal (a duplicate shows nothing new).
+    Flagged records are used only when too few clean ones remain.
+    """
+    import hashlib
+
     fooled_count = np.zeros(evaluation.n_records, dtype=int)
     for outcome in outcomes.values():
         if outcome.fooled is not None:
             fooled_count += outcome.fooled.astype(int)
-    chosen = np.argsort(-fooled_count, kind="stable")[:N_SAMPLES_KEPT]
+    flagged = {q.record_id for q in getattr(evaluation, "quality", ())}
+    order = np.argsort(-fooled_count, kind="stable")
+    ranked = [i for i in order if evaluation.record_ids[i] not in flagged] + \
+        [i for i in order if evaluation.record_ids[i] in flagged]
+    chosen_list: list[int] = []
+    seen: set[str] = set()
+    for i in ranked:
+        digest = hashlib.sha256(np.ascontiguousarray(evaluation.X[i]).tobytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            chosen_list.append(int(i))
+        if len(chosen_list) == N_SAMPLES_KEPT:
+            break
+    chosen = np.array(chosen_list, dtype=np.int64)
 
     def names(decision: np.ndarray) -> str:
         if decision.ndim == 0:

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ecgaudit._cli._model_options import (
     CardOpt,
@@ -26,11 +24,12 @@ from ecgaudit._cli._model_options import (
     card_overrides,
     open_model,
 )
-from ecgaudit._cli._progress import RichReporter
+from ecgaudit._cli._progress import reporter, wide_console
 from ecgaudit.attacks import ATTACKS
 from ecgaudit.errors import AttackError
 from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
 from ecgaudit.models import load_model
+from ecgaudit.render.console import attack_summary
 from ecgaudit.scan import DEFAULT_DATA, attack_document, execute, plan_attack
 from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
@@ -123,53 +122,10 @@ def attack(
         threat_models=tuple(threat_model or ("white-box", "bpda")), surrogates=tuple(surrogate or ("builtin:cnn",)),
         queries=queries,
     )
-    with RichReporter(enabled=not quiet) as reporter:
-        result = execute(plan, reporter)
+    with reporter(enabled=not quiet) as progress:
+        result = execute(plan, progress)
     document = attack_document(result)
     for perturbation in result.perturbations.values():
         atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
     atomic_write_bytes(out / "attack.json", json_bytes(document))
-    _summary(document, out, Console())
-
-
-def _rate(entry: dict[str, Any] | None) -> str:
-    if not entry or entry.get("value") is None:
-        return "—"
-    low, high = entry["ci95"]
-    return f"{entry['value']:.1%} [{low:.1%}, {high:.1%}]"
-
-
-def _summary(doc: dict[str, Any], out: Path, console: Console) -> None:
-    table = Table(
-        title=f"{doc['attack']} on {Path(doc['model']['path']).name} ({doc['n_eval']} eval records)",
-        title_justify="left",
-    )
-    for column in ("model", "fooling rate", "attack success", "robust accuracy", "SNR dB", "SSIM"):
-        table.add_column(column)
-    rows = [(Path(doc["model"]["path"]).name, doc["metrics"])]
-    rows += [(f"{v} (unfiltered)", m) for v, m in doc.get("variants", {}).items()]
-    rows += [(f"→ {Path(t['model']).name}", t["metrics"]) for t in doc["transfer"]]
-    rows += [(f"→ {t['data']['source']}", t["metrics"]) for t in doc["transfer_data"]]
-    for label, m in rows:
-        table.add_row(
-            label,
-            _rate(m["fooling_rate"]),
-            _rate(m.get("attack_success_rate")),
-            _rate(m.get("robust_accuracy")),
-            f"{m['snr_db']:.1f}",
-            f"{m['ssim']:.3f}",
-        )
-    console.print(table)
-    if "sweep" in doc:
-        sweep = Table(title="Amplitude sweep (V2–V6)", title_justify="left")
-        for column in ("ε V2–V6 (mV)", "fooling rate", "SSIM"):
-            sweep.add_column(column)
-        for point in doc["sweep"]:
-            sweep.add_row(f"{point['chest_eps_mv']:.2f}", _rate(point["fooling_rate"]), f"{point['ssim']:.3f}")
-        console.print(sweep)
-    mis = doc["metrics"]["misdiagnosis"]
-    if mis["n_changed"]:
-        console.print(f"successful attacks land on {mis['top_target']} in {mis['top_target_share']:.1%} of cases")
-    console.print(
-        f"wrote {out / 'attack.json'}" + (f" and {out / 'perturbation.npy'}" if "perturbation" in doc else "")
-    )
+    wide_console().print(attack_summary(document, out), highlight=False)

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ecgaudit._cli._model_options import (
     CardOpt,
@@ -26,12 +24,13 @@ from ecgaudit._cli._model_options import (
     card_overrides,
     open_model,
 )
-from ecgaudit._cli._progress import RichReporter
+from ecgaudit._cli._progress import reporter, wide_console
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.evidence import Bundle, reserve_output, write_bundle
 from ecgaudit.io import read_json_object
 from ecgaudit.models import load_model
-from ecgaudit.profiles import load_profile
+from ecgaudit.profiles import Profile, load_profile
+from ecgaudit.render.console import summary, verdict_line
 from ecgaudit.render.markdown import render_markdown
 from ecgaudit.report.signing import load_private_key, signing_key_path
 from ecgaudit.scan import ScanConfig, ScanResult, run_scan
@@ -44,6 +43,21 @@ HELP = (
     "Exit codes: 0 every gate rule passed; 1 a gate rule failed; 2 bad usage or input; 3 internal failure; "
     "4 inconclusive (an attack-failure indicator fired; never a pass)."
 )
+
+
+def _one_line(value: str | None) -> str | None:
+    """A document field: one line of printable text (it is printed in the PDF's page header)."""
+    if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)
+                              or len(value) > 500):
+        raise typer.BadParameter("must be one line of printable text (at most 500 characters).")
+    return value
+
+
+def document_fields(profile: Profile, **flags: str | None) -> dict[str, str]:
+    """The report's `document`: the profile's `[document]` table with the scan's flags over it (set fields only)."""
+    fields = {str(k): str(v) for k, v in (profile.data.get("document") or {}).items()}
+    fields.update({k: v for k, v in flags.items() if v})
+    return fields
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
@@ -80,6 +94,14 @@ def scan(
                                                      "group or others can read.")] = False,
     export_wfdb_samples: Annotated[bool, typer.Option("--export-wfdb", help="Also write the kept eval records, "
                                                       "attacked, as WFDB records under DIR/wfdb/.")] = False,
+    document_id: Annotated[str | None, typer.Option("--document-id", callback=_one_line, help="Document id on the "
+                                                    "PDF and in the report (overrides the profile's [document]).")
+                           ] = None,
+    revision: Annotated[str | None, typer.Option("--revision", callback=_one_line, help="Document revision.")] = None,
+    prepared_by: Annotated[str | None, typer.Option("--prepared-by", callback=_one_line, help="Who prepared the "
+                                                    "report (name, role), for the PDF's sign-off.")] = None,
+    reviewed_by: Annotated[str | None, typer.Option("--reviewed-by", callback=_one_line, help="Who reviews it, for "
+                                                    "the PDF's sign-off.")] = None,
     card: CardOpt = None,
     fs: FsOpt = None,
     n_samples: SamplesOpt = None,
@@ -107,8 +129,12 @@ def scan(
         targets = [load_model(path) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
                             baseline=old, surrogates=tuple(surrogate or ()))
-        with RichReporter(enabled=not quiet and not as_json) as reporter:
-            result = run_scan(config, reporter)
+        with reporter(enabled=not quiet) as progress:
+            result = run_scan(config, progress)
+        document = document_fields(chosen, id=document_id, revision=revision, prepared_by=prepared_by,
+                                   reviewed_by=reviewed_by)
+        if document:
+            result.report["document"] = document
         bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
                               export_wfdb=export_wfdb_samples)
     print_outcome(bundle, result, as_json=as_json, quiet=quiet)
@@ -119,10 +145,10 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
     """The step summary, the UNSIGNED notice, then the summary: JSON, a table, or (with --quiet) one line."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
+        with open(step_summary, "ab") as handle:
             handle.write(render_markdown(bundle.report))
     if bundle.key_fingerprint is None:
-        Console(stderr=True).print(
+        wide_console(stderr=True).print(
             "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
             "so a reviewer can verify it.", highlight=False, soft_wrap=True)
     if as_json:
@@ -130,22 +156,9 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
     elif quiet:
         print(verdict_line(bundle.report, bundle.report_path))
     else:
-        summary_console = Console()
-        render_summary(bundle.report, summary_console)
-        summary_console.print(f"wrote {bundle.report_path}", highlight=False, soft_wrap=True)
-
-
-def verdict_line(report: dict[str, Any], report_path: Path) -> str:
-    """One line for logs: the verdict, the failing rules by id, and where the report is."""
-    rules = report["gate"]["rules"]
-    failed = [r["id"] for r in rules if not r["passed"]]
-    fired = [i["id"] + (f" ({i['attack']})" if i.get("attack") else "") for i in report.get("indicators", [])
-             if i["status"] == "fired"]
-    detail = (f"{len(failed)} of {len(rules)} gate rules failed ({', '.join(failed)})" if failed
-              else f"all {len(rules)} gate rules passed")
-    if fired:
-        detail += f"; attack-failure indicator(s) fired: {', '.join(fired)}"
-    return f"verdict: {report['gate']['verdict']}: {detail}; report {report_path}"
+        console = wide_console()
+        console.print(summary(bundle.report), highlight=False)
+        console.print(f"wrote {bundle.report_path}", highlight=False, soft_wrap=True)
 
 
 def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:
@@ -158,78 +171,10 @@ def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:
         "clean_accuracy": report["clean"].get("accuracy"),
         "attacks": [{"id": a["id"], "fooling_rate": a["metrics"]["fooling_rate"],
                      "robust_accuracy": a["metrics"].get("robust_accuracy"), "snr_db": a["metrics"]["snr_db"],
-                     "ssim": a["metrics"]["ssim"]} for a in report["attacks"]],
+                     "ssim": a["metrics"]["ssim"], "worst_case": (a.get("worst_case") or {}).get("threat_model"),
+                     "noise_floor": a.get("noise_floor")} for a in report["attacks"]],
         "rules": [{k: r[k] for k in ("id", "kind", "passed", "value", "bound", "op", "threshold", "message")}
                   for r in report["gate"]["rules"]],
         "inconclusive": report["gate"].get("inconclusive", []),
+        "data_shortfall": ((report["data"].get("hygiene") or {}).get("shortfall") or {}).get("short", False),
     }
-
-
-def _rate(entry: Any) -> str:
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "—"
-    return f"{entry['value']:.1%} [{entry['ci95'][0]:.1%}–{entry['ci95'][1]:.1%}]"
-
-
-def render_summary(report: dict[str, Any], console: Console) -> None:
-    clean = report["clean"].get("accuracy")
-    console.print(f"[bold]{Path(report['model']['path']).name}[/] under profile [bold]{report['profile']['name']}"
-                  f"[/] {report['profile']['version']}: clean accuracy {_rate(clean)} on "
-                  f"{report['data']['splits']['n_eval']} eval records")
-    attacks = Table(title="Attacks (measured on the model's own runtime)", title_justify="left")
-    for column in ("attack [threat model]", "fooling rate [95% CI]", "robust accuracy", "noise floor", "SNR dB",
-                   "SSIM", "top target"):
-        attacks.add_column(column)
-    for a in report["attacks"]:
-        m = a["metrics"]
-        mis = m["misdiagnosis"]
-        top = f"{mis['top_target']} {mis['top_target_share']:.0%}" if mis["n_changed"] else "—"
-        floor = a.get("noise_floor")
-        floor_text = f"{floor['mean']:.1%} (max {floor['max']['value']:.1%})" if floor else "—"
-        attacks.add_row(f"[bold]{a['id']}[/] worst case: {a.get('worst_case', {}).get('threat_model', '')}",
-                        _rate(m["fooling_rate"]), _rate(m.get("robust_accuracy")), floor_text, f"{m['snr_db']:.1f}",
-                        f"{m['ssim']:.3f}", top)
-        for tm in a.get("threat_models", []):
-            if "metrics" in tm:
-                tmm = tm["metrics"]
-                attacks.add_row(f"  {tm['threat_model']}", _rate(tmm["fooling_rate"]),
-                                _rate(tmm.get("robust_accuracy")), "", f"{tmm['snr_db']:.1f}", f"{tmm['ssim']:.3f}", "")
-            else:
-                attacks.add_row(f"  {tm['threat_model']}", f"not run: {tm['status']}", "", "", "", "", "")
-        for variant, vm in a.get("variants", {}).items():
-            attacks.add_row(f"  {variant}", _rate(vm["fooling_rate"]), _rate(vm.get("robust_accuracy")), "",
-                            f"{vm['snr_db']:.1f}", f"{vm['ssim']:.3f}", "")
-    for t in report["transfer"]:
-        m = t["metrics"]
-        attacks.add_row(f"{t['attack']} → {Path(t['model']).name}", _rate(m["fooling_rate"]),
-                        _rate(m.get("robust_accuracy")), "", f"{m['snr_db']:.1f}", f"{m['ssim']:.3f}", "")
-    console.print(attacks)
-    if report.get("sweep"):
-        sweep = Table(title=f"Amplitude sweep ({report['sweep']['attack']}, V2–V6)", title_justify="left")
-        for column in ("ε V2–V6 mV", "fooling rate", "SSIM"):
-            sweep.add_column(column)
-        for p in report["sweep"]["points"]:
-            sweep.add_row(f"{p['chest_eps_mv']:.2f}", _rate(p["fooling_rate"]), f"{p['ssim']:.3f}")
-        console.print(sweep)
-    gate = Table(title="Gate", title_justify="left")
-    for column in ("rule", "verdict", "detail"):
-        gate.add_column(column)
-    for r in report["gate"]["rules"]:
-        gate.add_row(r["id"], "[green]pass[/]" if r["passed"] else "[bold red]FAIL[/]", r["message"])
-    console.print(gate)
-    indicators = report.get("indicators") or []
-    if indicators:
-        table = Table(title="Attack-failure indicators", title_justify="left")
-        for column in ("indicator", "status", "finding"):
-            table.add_column(column)
-        style = {"fired": "[bold red]FIRED[/]", "passed": "[green]ok[/]", "not-applicable": "n/a"}
-        for i in indicators:
-            if i["status"] != "not-applicable":
-                table.add_row(i["id"] + (f" ({i['attack']})" if i.get("attack") else ""), style[i["status"]],
-                              i["summary"])
-        console.print(table)
-    verdict = report["gate"]["verdict"]
-    colour = {"PASS": "bold green", "FAIL": "bold red"}.get(verdict, "bold yellow")
-    console.print(f"verdict: [{colour}]{verdict}[/]")
-    for sentence in report["gate"].get("inconclusive", []):
-        console.print(f"  inconclusive: {sentence}", highlight=False)

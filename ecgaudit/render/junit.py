@@ -8,19 +8,22 @@ rule's own reason from the profile.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
+
+from ecgaudit.render.interface import Artifacts
 
 
 def _number(value: Any) -> str:
     return "not measured" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _rule_time(report: dict[str, Any], rule: dict[str, Any]) -> float:
+def _rule_time(report: Mapping[str, Any], rule: Mapping[str, Any]) -> float:
     timings = report.get("timing_seconds") or {}
     return float(timings.get(rule.get("attack") or "setup", 0.0) or 0.0)
 
 
-def _statement(rule: dict[str, Any]) -> str:
+def _statement(rule: Mapping[str, Any]) -> str:
     subject = f"attack {rule['attack']}" if rule.get("attack") else "clean evaluation"
     if rule["kind"] == "regression":
         return (f"{rule['metric']} of {subject} may be worse than in the baseline report by at most "
@@ -29,7 +32,7 @@ def _statement(rule: dict[str, Any]) -> str:
     return f"{rule['metric']} of {subject}: its {side} 95% bound must be {rule['op']} {_number(rule['threshold'])}"
 
 
-def _body(rule: dict[str, Any]) -> str:
+def _body(rule: Mapping[str, Any]) -> str:
     ci = rule.get("ci95")
     measured = f"measured {_number(rule['value'])}"
     if ci:
@@ -40,7 +43,7 @@ def _body(rule: dict[str, Any]) -> str:
     return f"{rule['message']}\nrule: {_statement(rule)}\n{measured}\nwhy this rule: {rule['why']}"
 
 
-def render_junit(report: dict[str, Any]) -> bytes:
+def render_junit(report: Mapping[str, Any], artifacts: Artifacts | None = None) -> bytes:
     """One case per gate rule, plus one per attack-failure indicator (a fired one fails, so a CI system never
     reads an INCONCLUSIVE scan as a pass)."""
     rules = report["gate"]["rules"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ecgaudit.render import facts
+from ecgaudit.render.interface import Artifacts
 
 
 def _rate(entry: Any) -> str:
@@ -15,7 +19,9 @@ def _rate(entry: Any) -> str:
 ICONS = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "INCONCLUSIVE": "⚠️ INCONCLUSIVE"}
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: Mapping[str, Any], artifacts: Artifacts | None = None) -> bytes:
+    """The step summary as UTF-8 markdown: verdict, data warnings, attacks with their worst case and noise floor,
+    rules, fired indicators and deviations."""
     verdict = report["gate"]["verdict"]
     lines = [
         f"## ecgaudit scan: {ICONS.get(verdict, verdict)}",
@@ -24,12 +30,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"profile `{report['profile']['name']}` {report['profile']['version']}, "
         f"clean accuracy {_rate(report['clean'].get('accuracy'))}.",
         "",
-        "| attack | fooling rate | robust accuracy | SNR dB | SSIM |",
-        "| --- | --- | --- | --- | --- |",
+    ]
+    for warning in (facts.synthetic_warning(report), facts.shortfall(report), facts.white_box_not_possible(report)):
+        if warning:
+            lines += [f"> **Warning:** {warning}", ""]
+    lines += [
+        "| attack | worst case from | fooling rate | noise floor (max) | robust accuracy | SNR dB | SSIM |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for attack in report["attacks"]:
         m = attack["metrics"]
-        lines.append(f"| {attack['id']} | {_rate(m['fooling_rate'])} | {_rate(m.get('robust_accuracy'))} | "
+        worst = (attack.get("worst_case") or {}).get("threat_model", "—")
+        lines.append(f"| {attack['id']} | {worst} | {_rate(m['fooling_rate'])} | "
+                     f"{_rate((attack.get('noise_floor') or {}).get('max'))} | {_rate(m.get('robust_accuracy'))} | "
                      f"{m['snr_db']:.1f} | {m['ssim']:.3f} |")
     lines += ["", "| rule | result | detail |", "| --- | --- | --- |"]
     for rule in report["gate"]["rules"]:
@@ -42,4 +55,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if fired:
         lines += ["", "Attack-failure indicators that fired (the figures above cannot be read as robustness):", ""]
         lines += [f"- **{i['id']}**: {i['summary']}" for i in fired]
-    return "\n".join(lines) + "\n"
+    deviations = facts.deviations(report)
+    if deviations:
+        lines += ["", "Deviations from the profile:", ""]
+        lines += [f"- {d}" for d in deviations]
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -1,7 +1,13 @@
-"""The per-attack ECG pages of the PDF report: the 12-lead sheet, then the zoomed beat and δ per lead."""
+"""The per-attack ECG pages of the PDF report: an example record on the 12-lead sheet, then its median beat with
+the ST measurement and the perturbation per lead.
+
+The scan keeps three clean, distinct evaluation records (`samples.npz`); attack k shows record k mod 3, so the
+pages show each of them ("1 of 3", "2 of 3", "3 of 3") instead of the same record every time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -11,36 +17,29 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, PageBreak, Paragraph, Spacer
 
 from ecgaudit.leads import canonical_lead
+from ecgaudit.render import facts
+from ecgaudit.render.pdf.beat import MedianBeats, beat_leads, leads_to_show
 from ecgaudit.render.pdf.context import Context
-from ecgaudit.render.pdf.ecg import (
-    GAIN_MM_MV,
-    BeatPanel,
-    EcgSheet,
-    PerturbationLeads,
-    ZoomedBeats,
-    find_beat,
-    has_standard_12,
-    lead_index,
-)
-from ecgaudit.render.pdf.text import STYLES, Bookmark, attack_title, caption, fmt, get, rate, section
+from ecgaudit.render.pdf.ecg import GAIN_MM_MV, EcgSheet, PerturbationLeads, has_standard_12
+from ecgaudit.render.pdf.text import STYLES, Bookmark, caption, fmt, get, rate, section
 
 
 def attack_pages(ctx: Context) -> list[Flowable]:
-    """Per attack: the 12-lead sheet, then the zoomed beat and δ per lead; attacks without a saved sample
-    share a page (a heading, their metrics and why the figures are missing)."""
+    """Per attack: the 12-lead sheet, then the median beat and δ per lead; attacks without a saved sample share
+    a page (a heading, their metrics and why the figures are missing)."""
     story: list[Flowable] = []
     previous_drawn = True
-    for attack in ctx.report.get("attacks") or []:
+    for k, attack in enumerate(a for a in ctx.report.get("attacks") or [] if isinstance(a, Mapping)):
         aid = str(attack.get("id", "?"))
         m = attack.get("metrics") or {}
-        sample = _sample_for(ctx, aid)
-        title = f"{_n_lead(sample.leads) + ' ECG — attack' if sample else 'Attack'} {attack_title(attack)}"
-        story += section(title, new_page=sample is not None or previous_drawn)
+        sample = _sample_for(ctx, aid, k)
+        story += section(ctx.result_heading(f"Example record, attack {aid}"), new_page=sample is not None
+                         or previous_drawn, level=1)
         previous_drawn = sample is not None
         story.append(Paragraph(
-            f"Fooling rate {rate(m.get('fooling_rate'))} · robust accuracy {rate(m.get('robust_accuracy'))} · "
-            f"SNR {fmt(m.get('snr_db'), '.1f')} dB · SSIM {fmt(m.get('ssim'), '.3f')} · "
-            f"L∞ {fmt(m.get('linf_mv'), '.3g')} mV · budget {escape(eps_text(attack, ctx))}", STYLES["body"]))
+            f"Worst-case fooling rate {rate(m.get('fooling_rate'))} · SNR {fmt(m.get('snr_db'), '.1f')} dB · "
+            f"SSIM {fmt(m.get('ssim'), '.3f')} · L∞ {fmt(m.get('linf_mv'), '.3g')} mV · budget "
+            f"{escape(facts.budget_text(attack, facts.leads_of(ctx.report)))}", STYLES["body"]))
         if sample is None:
             story.append(Paragraph(f"No sample record was saved for this attack ({escape(ctx.samples_problem or '')}"
                                    f"{'' if ctx.samples_problem else 'samples.npz has no delta_' + escape(aid)}); "
@@ -48,19 +47,17 @@ def attack_pages(ctx: Context) -> list[Flowable]:
             continue
         changed = sample.before != sample.after
         story.append(Paragraph(
-            f"Record <b>{escape(sample.record)}</b> (sample {sample.index + 1} of {sample.count}"
-            f"{', the first whose decision this attack changed' if changed else ', no saved sample changed'}) — "
-            f"clean decision <b>{escape(sample.before)}</b> → adversarial decision "
+            f"Record <b>{escape(sample.record)}</b> (example {sample.index + 1} of {sample.count}) — clean decision "
+            f"<b>{escape(sample.before)}</b> → decision under attack "
             f"<b><font color='{'#cc1414' if changed else '#1a8c33'}'>{escape(sample.after)}</font></b>"
             f"{' (changed)' if changed else ' (unchanged)'}. "
-            "Black: clean; <font color='#d90000'>red: adversarial = clean + δ</font>.", STYLES["body"]))
+            "Black: clean; <font color='#d90000'>red: attacked = clean + δ</font>.", STYLES["body"]))
         story.append(Spacer(1, 1.5 * mm))
-        sheet = EcgSheet(sample.x, sample.x + sample.delta, sample.leads, sample.fs, max_height=140 * mm)
-        story.append(sheet)
-        story.append(caption(ctx, f"{_n_lead(sample.leads)} ECG, attack {aid}",
-                             "25 mm/s, 10 mm/mV; grid 1 mm (0.04 s, 0.1 mV) and 5 mm (0.2 s, 0.5 mV); calibration "
-                             f"pulse 1 mV × 200 ms at the start of each row; {sheet.layout}. Each lead is drawn about "
-                             "its median."))
+        sheet = EcgSheet(sample.x, sample.x + sample.delta, sample.leads, sample.fs, max_height=135 * mm)
+        story.append(KeepTogether([sheet, caption(
+            ctx, f"{_n_lead(sample.leads)} ECG, attack {aid}",
+            "25 mm/s, 10 mm/mV; grid 1 mm (0.04 s, 0.1 mV) and 5 mm (0.2 s, 0.5 mV); calibration pulse 1 mV × "
+            f"200 ms at the start of each row; {sheet.layout}. Each lead is drawn about its median.")]))
         story += _beat_and_perturbation(ctx, attack, sample)
     return story
 
@@ -84,8 +81,8 @@ class _Sample:
     count: int
 
 
-def _sample_for(ctx: Context, aid: str) -> _Sample | None:
-    """The first saved record whose decision the attack changed (else the first), with its δ."""
+def _sample_for(ctx: Context, aid: str, k: int) -> _Sample | None:
+    """Saved record k mod n, with the attack's δ on it."""
     s = ctx.samples
     if s is None or f"delta_{aid}" not in s or "X" not in s or s["X"].ndim != 3 or s["X"].shape[0] == 0:
         return None
@@ -95,25 +92,24 @@ def _sample_for(ctx: Context, aid: str) -> _Sample | None:
         delta = np.broadcast_to(s[f"delta_{aid}"], X.shape)
     except ValueError:
         return None
+    i = k % n
     before = [str(v) for v in s.get("clean_decision", np.array(["?"] * n)).reshape(-1)] + ["?"] * n
     after = [str(v) for v in s.get(f"decision_{aid}", np.array(["?"] * n)).reshape(-1)] + ["?"] * n
-    k = next((i for i in range(n) if before[i] != after[i]), 0)
-    ids = [str(v) for v in s.get("record_ids", np.array([])).reshape(-1)] + [f"#{i + 1}" for i in range(n)]
-    leads = [str(v) for v in s.get("leads", np.array(get(ctx.report, "model", "card", "leads", default=[]) or []))]
+    ids = [str(v) for v in s.get("record_ids", np.array([])).reshape(-1)] + [f"#{j + 1}" for j in range(n)]
+    leads = [str(v) for v in s.get("leads", np.array(facts.leads_of(ctx.report)))]
     if len(leads) != X.shape[1]:
-        leads = [f"lead {i + 1}" for i in range(X.shape[1])]
+        leads = [f"lead {j + 1}" for j in range(X.shape[1])]
     fs = float(s["fs"]) if "fs" in s else float(get(ctx.report, "data", "fs", default=500.0) or 500.0)
-    return _Sample(X[k].astype(np.float64), np.asarray(delta[k], dtype=np.float64), leads, fs, ids[k], before[k],
-                   after[k], k, n)
+    return _Sample(X[i].astype(np.float64), np.asarray(delta[i], dtype=np.float64), leads, fs, ids[i], before[i],
+                   after[i], i, n)
 
 
-def _eps_per_lead(attack: dict[str, Any], ctx: Context, leads: list[str]) -> list[float | None]:
+def _eps_per_lead(attack: Mapping[str, Any], ctx: Context, leads: list[str]) -> list[float | None]:
     eps = get(attack, "params", "eps_mv")
     if isinstance(eps, int | float):
         return [float(eps)] * len(leads)
     if isinstance(eps, list):
-        card_leads = get(ctx.report, "model", "card", "leads", default=[]) or []
-        card = [canonical_lead(str(c)) or str(c) for c in card_leads]
+        card = [canonical_lead(c) or c for c in facts.leads_of(ctx.report)]
         if len(card) == len(eps):
             by_name = dict(zip(card, eps, strict=True))
             return [by_name.get(canonical_lead(lead) or lead) for lead in leads]
@@ -121,54 +117,36 @@ def _eps_per_lead(attack: dict[str, Any], ctx: Context, leads: list[str]) -> lis
     return [None] * len(leads)
 
 
-def eps_text(attack: dict[str, Any], ctx: Context) -> str:
-    """ε grouped by value: '0.1 mV (I, II, …), 0.2 mV (V2–V6)'."""
-    eps = get(attack, "params", "eps_mv")
-    if isinstance(eps, int | float):
-        return f"ε = {eps:g} mV on every lead"
-    if not isinstance(eps, list) or not eps:
-        return "ε not recorded"
-    leads = [str(c) for c in get(ctx.report, "model", "card", "leads", default=[]) or []]
-    if len(leads) != len(eps):
-        leads = [f"#{i + 1}" for i in range(len(eps))]
-    groups: dict[float, list[str]] = {}
-    for lead, e in zip(leads, eps, strict=True):
-        groups.setdefault(float(e), []).append(lead)
-    if len(groups) == 1:
-        return f"ε = {next(iter(groups)):g} mV on every lead"
-    return "ε = " + "; ".join(f"{value:g} mV ({', '.join(names)})" for value, names in groups.items())
+def _beat_and_perturbation(ctx: Context, attack: Mapping[str, Any], sample: _Sample) -> list[Flowable]:
+    """The second page of an attack: the median beat with the ST measurement, and δ alone, lead by lead."""
+    from ecgaudit.clinical.st import record_fiducials  # neurokit2 loads only when a PDF has ECG pages
 
-
-def _beat_and_perturbation(ctx: Context, attack: dict[str, Any], sample: _Sample) -> list[Flowable]:
-    """The second page of an attack: one beat enlarged (ST readable) and δ alone, lead by lead."""
     aid = str(attack.get("id", "?"))
-    x, delta, leads, fs, record = sample.x, sample.delta, sample.leads, sample.fs, sample.record
-    story: list[Flowable] = [PageBreak(), Bookmark(f"Zoomed beat and perturbation — {aid}", level=1)]
-    index = lead_index(leads)
-    detect = next((index[name] for name in ("II", "V2") if name in index), 0)
-    before, after = 0.35, 0.65
-    r = find_beat(x[detect], fs, before, after)
-    if r is None:
-        story.append(Paragraph(f"Zoomed beat: no R peak with a full 1 s window was found in record "
-                               f"{escape(record)}.", STYLES["body"]))
+    story: list[Flowable] = [PageBreak(), Bookmark(f"Median beat and perturbation — {aid}", level=2)]
+    names = [canonical_lead(lead) or lead for lead in sample.leads]
+    fiducials = record_fiducials(sample.x, sample.delta, sample.fs, names)
+    if fiducials is None:
+        story.append(Paragraph(f"Median beat: record {escape(sample.record)} has fewer than three complete beats or "
+                               "no QRS the delineation can find, so its ST deviation cannot be measured.",
+                               STYLES["body"]))
     else:
-        lo, hi = r - int(before * fs), r + int(after * fs)
-        shown = [name for name in ("II", "V2") if name in index] or [leads[detect]]
-        panels = [BeatPanel(name, x[index.get(name, detect), lo:hi],
-                                x[index.get(name, detect), lo:hi] + delta[index.get(name, detect), lo:hi])
-                  for name in shown]
-        beats = ZoomedBeats(panels, fs, r - lo)
+        clean = fiducials["clean"]
+        beats = MedianBeats(beat_leads(fiducials, leads_to_show(fiducials)), fiducials["time_ms"],
+                            tuple(clean["pr_baseline_ms"]), clean["j_point_ms"], clean["j60_ms"])
         story.append(KeepTogether([caption(
-            ctx, f"Zoomed beat, attack {aid}",
-            f"Record {escape(record)}, the largest QRS peak of lead {escape(leads[detect])} (t = {r / fs:.2f} s); "
-            f"1 s window at 100 mm/s and {beats.gain:g} mm/mV ({beats.gain / GAIN_MM_MV:g} × standard gain), so "
-            f"1 mm = 10 ms and {1000 / beats.gain:g} µV; clean black, adversarial red; the same beat in every panel. "
-            "The dotted line is R + 80 ms, where the ST level is read."), beats]))
+            ctx, f"Median beat and ST deviation, attack {aid}",
+            f"Record {escape(sample.record)}: the median beat of the clean record (black) and of the attacked one "
+            f"(red), at 100 mm/s and {beats.gain:g} mm/mV ({beats.gain / GAIN_MM_MV:g} × standard gain). Shaded: "
+            "the PR-segment baseline window; solid line: the J point; dotted: J + 60 ms; dashed: each beat's PR "
+            "baseline. ST deviation is the level at J (and J + 60 ms) minus that beat's own PR baseline, as an "
+            "electrocardiograph reads it, so a constant offset changes no reading. The points are found on the "
+            "clean record and read at the same places on the attacked one. Shown: II, V2 and the lead whose ST "
+            "the attack moved most."), beats]))
     story.append(Spacer(1, 3 * mm))
-    traces = PerturbationLeads(delta, leads, fs, _eps_per_lead(attack, ctx, leads))
+    traces = PerturbationLeads(sample.delta, sample.leads, sample.fs, _eps_per_lead(attack, ctx, sample.leads))
     story.append(KeepTogether([caption(
         ctx, f"Perturbation per lead, attack {aid}",
-        f"δ added to record {escape(record)}"
+        f"δ added to record {escape(sample.record)}"
         f"{' (the same universal δ is added to every record)' if attack.get('universal') else ''}, whole record at "
         f"{traces.mm_per_s:.3g} mm/s; one shared, enlarged vertical scale of {traces.gain:g} mm/mV "
         f"({traces.gain / GAIN_MM_MV:g} × standard gain; scale bar at the bottom right); the dashed lines are "

@@ -269,6 +269,17 @@ class MisdiagnosisHeatmap(Figure):
             canv.drawString(0, y_top - self.grid - (9 + 3.5 * j) * mm, line)
 
 
+def ssim_ticks(ssims: Sequence[float]) -> list[float]:
+    """Ticks of the sweep's SSIM axis, from a round value at or below the lowest SSIM up to 1, so that every point
+    lies inside the frame (round ticks alone started above a low SSIM and drew it below the plot)."""
+    low = min([*ssims, 0.99])
+    ticks = nice_ticks(low - 0.005, 1.0, 5)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 0.01
+    while ticks[0] > low:
+        ticks.insert(0, round(ticks[0] - step, 12))
+    return ticks
+
+
 @dataclass(frozen=True)
 class SweepPoint:
     eps_mv: float
@@ -291,9 +302,7 @@ class SweepPlot(Figure):
         ax = Axes(22 * mm, 14 * mm, self.width - 46 * mm, self.height - 24 * mm, xlim, (0.0, 1.0))
         ax.frame(canv, nice_ticks(*xlim, 8), [0, 0.2, 0.4, 0.6, 0.8, 1.0], "ε on V2–V6 (mV)",
                  "fooling rate (vendor runtime)", yfmt=lambda v: f"{v:.0%}", ycolor=RED)
-        ssims = [p.ssim for p in self.points if p.ssim is not None]
-        s_lo = min(ssims) if ssims else 0.0
-        s_ticks = nice_ticks(min(s_lo, 0.99) - 0.005, 1.0, 5)
+        s_ticks = ssim_ticks([p.ssim for p in self.points if p.ssim is not None])
         s_lim = (s_ticks[0], max(s_ticks[-1], 1.0))
 
         def s_to_unit(s: float) -> float:

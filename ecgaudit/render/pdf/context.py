@@ -1,31 +1,43 @@
-"""What every page of the PDF report shares: the report, the files it names in its folder, the figure count."""
+"""What every page of the PDF report shares: the report, the arrays its caller loaded, the figure count."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ecgaudit.render.pdf.text import get
+from ecgaudit.render.facts import get
+from ecgaudit.render.interface import Artifacts
 
 
 @dataclass
 class Context:
-    """The report plus what the figures load from its folder, and the running figure number."""
+    """The report plus its loaded artifacts, and the running figure number."""
 
-    report: dict[str, Any]
-    report_dir: Path
-    report_sha256: str
-    key_fingerprint: str | None
+    report: Mapping[str, Any]
+    artifacts: Artifacts
     figure: int = 0
-    samples: dict[str, np.ndarray] | None = field(init=False, default=None)
-    samples_problem: str | None = field(init=False, default=None)
+    subsection: int = 0
+    """The last numbered subsection of section 4 (the results, whose parts depend on the report)."""
 
-    def __post_init__(self) -> None:
-        self.samples, self.samples_problem = _load_samples(self.report, self.report_dir)
+    @property
+    def report_sha256(self) -> str:
+        return self.artifacts.report_sha256 or "not given"
+
+    @property
+    def key_fingerprint(self) -> str | None:
+        return self.artifacts.key_fingerprint
+
+    @property
+    def samples(self) -> Mapping[str, np.ndarray] | None:
+        return self.artifacts.samples
+
+    @property
+    def samples_problem(self) -> str | None:
+        return self.artifacts.samples_problem
 
     @property
     def model_name(self) -> str:
@@ -40,32 +52,26 @@ class Context:
     def tool_version(self) -> str:
         return str(get(self.report, "tool", "version", default="?"))
 
+    def result_heading(self, title: str) -> str:
+        """'4.k title', numbered in the order the results are built."""
+        self.subsection += 1
+        return f"4.{self.subsection} {title}"
+
     def next_figure(self) -> int:
         self.figure += 1
         return self.figure
 
-    def file(self, relative: Any) -> Path | None:
-        """A file named by the report, only if it lies inside the report folder."""
+    def array(self, relative: Any) -> np.ndarray | None:
+        """A perturbation the report names, as loaded by the caller."""
+        return self.artifacts.arrays.get(str(relative)) if relative else None
+
+    def digest_check(self, relative: Any, expected: Any) -> str:
+        """Whether the file the report names matches the digest it records, in words."""
         if not relative:
-            return None
-        path = (self.report_dir / str(relative)).resolve()
-        return path if path.is_file() and path.is_relative_to(self.report_dir.resolve()) else None
-
-
-def _load_samples(report: dict[str, Any], report_dir: Path) -> tuple[dict[str, np.ndarray] | None, str | None]:
-    name = get(report, "samples", "path", default="samples.npz")
-    path = report_dir / str(name)
-    if not path.is_file():
-        return None, f"{name} was not found next to report.json"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}, None
-    except (OSError, ValueError) as exc:
-        return None, f"{name} could not be read ({exc})"
-
-
-def digest_check(path: Path, expected: Any) -> str:
-    if not expected:
-        return "no digest recorded"
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    return "matches the report" if actual == expected else f"MISMATCH ({actual[:16]}…)"
+            return "no file recorded"
+        if not expected:
+            return "no digest recorded"
+        found = self.artifacts.digests.get(str(relative))
+        if found is None:
+            return self.artifacts.problems.get(str(relative), "not loaded")
+        return "matches the report" if found == expected else f"MISMATCH ({found[:16]}…)"

@@ -83,7 +83,7 @@ def _page(canv: Canvas, signal: np.ndarray, leads: Sequence[str], fs: float, cas
 def render_deck(signals: np.ndarray, leads: Sequence[str], fs: float, case_ids: Sequence[str]) -> bytes:
     """PDF bytes: page k shows the first ≤ 10 s of `signals[k]` `(12, T)` mV as case `case_ids[k]`."""
     buffer = io.BytesIO()
-    canv = Canvas(buffer, pagesize=landscape(A4), invariant=1, pageCompression=1)
+    canv = Canvas(buffer, pagesize=landscape(A4), invariant=1, pageCompression=1, initialFontName=FONT)
     canv.setTitle(DECK_TITLE)
     canv.setAuthor("")
     canv.setSubject("")

@@ -1,22 +1,24 @@
 """The PDF report: a human-readable rendering of `report.json` for regulatory reviewers and cardiologists.
 
-The JSON (and its signature) stays the record; this PDF restates it with the figures a reader needs to
-judge it: the verdict and every digest on the cover, the gate, each attack drawn on true-scale ECG paper,
-the perturbations' spectra, where the misdiagnoses land, the amplitude sweep, transfer, methods and a
-reproducibility appendix. Every page carries the report's SHA-256 so a printed page can be traced to its
-JSON; the PDF metadata carries it too. Built with `invariant=1` so the same input gives the same bytes.
+The JSON (and its signature) stays the record; this PDF restates it as a non-clinical bench-test report in the
+order of FDA's "Recommended Content and Format of Non-Clinical Bench Performance Testing Information": page 1
+answers what a reviewer asks first (verdict, failed criteria, what was tested, intended use, data warnings,
+deviations, document id and sign-off), then objectives, methods, pre-specified acceptance criteria, results
+(each attack on true-scale ECG paper), deviations, discussion, limitations and a reproducibility appendix.
+Every page carries the report's SHA-256 so a printed page can be traced to its JSON; the PDF metadata carries
+it too. Every font is embedded. Built with `invariant=1` so the same input gives the same bytes.
 
-This module assembles the document (page header and footer, metadata). The pages are built in
-`summary` (cover, summary, gate), `attacks` (ECG pages), `results` (spectra, misdiagnosis,
-sweep, transfer) and `appendix` (methods, reproducibility), from the text helpers of `text` and
-the figures of `ecg` and `charts`.
+This module assembles the document (page header and footer, metadata). The pages are built in `front`
+(page 1), `methods` (objectives, methods, acceptance criteria), `findings` (result tables, indicators),
+`attacks` (ECG pages), `results` (spectra, misdiagnosis, sweep, transfer), `closing` (deviations,
+discussion, limitations) and `appendix` (reproducibility).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from reportlab import rl_config
@@ -27,34 +29,39 @@ from reportlab.pdfbase.pdfdoc import PDFDate, PDFDictionary, PDFInfo, PDFName, P
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
-from ecgaudit.render.pdf.appendix import methods_page, reproducibility_page
+from ecgaudit.render.facts import document, get
+from ecgaudit.render.interface import Artifacts
+from ecgaudit.render.pdf.appendix import reproducibility_page
 from ecgaudit.render.pdf.attacks import attack_pages
+from ecgaudit.render.pdf.closing import closing_pages
 from ecgaudit.render.pdf.context import Context
-from ecgaudit.render.pdf.draw import FONT, FONT_BOLD, GREEN, RED
+from ecgaudit.render.pdf.draw import FONT, FONT_BOLD, FONT_MONO, verdict_colour
+from ecgaudit.render.pdf.findings import results_pages
+from ecgaudit.render.pdf.front import front_page
+from ecgaudit.render.pdf.methods import methods_pages
 from ecgaudit.render.pdf.results import misdiagnosis_pages, psd_page, sweep_page, transfer_page
-from ecgaudit.render.pdf.summary import cover, summary
-from ecgaudit.render.pdf.text import get
 
 PAGE = landscape(A4)
 MARGIN = 15 * mm
 
 
-def render_pdf(report: dict[str, Any], report_dir: Path, *, report_sha256: str, key_fingerprint: str | None) -> bytes:
-    """Render the scan report in `report_dir` (its `samples.npz` and `perturbations/`) as PDF bytes."""
-    ctx = Context(report, Path(report_dir), report_sha256, key_fingerprint)
+def render_pdf(report: Mapping[str, Any], artifacts: Artifacts) -> bytes:
+    """The report as PDF bytes, with the samples and perturbations its caller loaded (`Artifacts`)."""
+    ctx = Context(report, artifacts)
     story: list[Flowable] = []
-    for section in (cover, summary, attack_pages, psd_page, misdiagnosis_pages, sweep_page, transfer_page,
-                    methods_page, reproducibility_page):
-        story += section(ctx)
+    for pages in (front_page, methods_pages, results_pages, attack_pages, psd_page, misdiagnosis_pages,
+                  sweep_page, transfer_page, closing_pages, reproducibility_page):
+        story += pages(ctx)
     buffer = io.BytesIO()
     model = ctx.model_name
     doc = BaseDocTemplate(
         buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=14 * mm, bottomMargin=14 * mm,
         invariant=1, pageCompression=1, title=f"ecgaudit robustness report: {model}",
+        initialFontName=FONT,  # not reportlab's default Helvetica: a base-14 font, the one font left unembedded
         author=f"ecgaudit {ctx.tool_version}",
         subject=f"Adversarial-robustness audit of {model} (profile {get(report, 'profile', 'name', default='?')}); "
-                f"gate verdict {ctx.verdict}; report.json SHA-256 {report_sha256}",
-        keywords=f"ecgaudit, ECG, adversarial robustness, report_sha256={report_sha256}",
+                f"gate verdict {ctx.verdict}; report.json SHA-256 {ctx.report_sha256}",
+        keywords=f"ecgaudit, ECG, adversarial robustness, report_sha256={ctx.report_sha256}",
         creator=f"ecgaudit {ctx.tool_version}",
     )
     frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body", leftPadding=0,
@@ -125,14 +132,19 @@ class _ReportCanvas(Canvas):
         self.line(MARGIN, 10 * mm, width - MARGIN, 10 * mm)
         self.setFont(FONT, 8)
         self.setFillColor(colors.Color(0.3, 0.3, 0.3))
-        self.drawString(MARGIN, height - 9.5 * mm, f"ecgaudit robustness report · model {ctx.model_name}")
+        doc = document(ctx.report)
+        ident = f" · document {doc['id']} rev. {doc['revision']}" if doc["id"] != "not stated" else ""
+        self.drawString(MARGIN, height - 9.5 * mm, f"ecgaudit robustness report · model {ctx.model_name}{ident}")
         self.setFont(FONT_BOLD, 8)
-        self.setFillColor(GREEN if ctx.verdict == "PASS" else RED)
-        self.drawRightString(width - MARGIN, height - 9.5 * mm, f"gate verdict {ctx.verdict}")
+        self.setFillColor(verdict_colour(ctx.verdict))
+        self.drawRightString(width - MARGIN, height - 9.5 * mm, f"verdict {ctx.verdict}")
         self.setFont(FONT, 7.5)
         self.setFillColor(colors.Color(0.3, 0.3, 0.3))
-        self.drawString(MARGIN, 6.5 * mm, f"report.json SHA-256 {ctx.report_sha256[:16]}…")
-        self.drawCentredString(width / 2, 6.5 * mm, f"ecgaudit {ctx.tool_version} · a rendering of report.json, "
-                                                    "which is the record")
+        self.drawString(MARGIN, 6.5 * mm, "report.json SHA-256")
+        self.setFont(FONT_MONO, 6.5)
+        self.drawString(MARGIN + 30 * mm, 6.5 * mm, ctx.report_sha256)
+        self.setFont(FONT, 7.5)
+        self.drawRightString(width - MARGIN - 25 * mm, 6.5 * mm,
+                             f"ecgaudit {ctx.tool_version} · a rendering of report.json, which is the record")
         self.drawRightString(width - MARGIN, 6.5 * mm, f"page {self._pageNumber} of {total}")
         self.restoreState()

@@ -1,7 +1,8 @@
-"""ECG-paper figures for the PDF report: the 12-lead sheet, the zoomed beat and the perturbation per lead.
+"""ECG-paper figures for the PDF report: the 12-lead sheet and the perturbation per lead (the zoomed median beat
+is in `beat`).
 
-The 12-lead sheet is at standard paper speed and gain (25 mm/s, 10 mm/mV); the zoomed beat and the
-perturbation traces enlarge and state their scales. Sizes are real millimetres, so a page printed at 100 %
+The 12-lead sheet is at standard paper speed and gain (25 mm/s, 10 mm/mV); the perturbation traces enlarge and
+state their scales. Sizes are real millimetres, so a page printed at 100 %
 reads like a clinical tracing.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from reportlab.lib import colors
@@ -19,7 +19,6 @@ from reportlab.pdfgen.canvas import Canvas
 from ecgaudit.leads import canonical_lead
 from ecgaudit.render.pdf.draw import (
     ADVERSARIAL,
-    AXIS,
     CLEAN,
     FONT,
     FONT_BOLD,
@@ -164,93 +163,6 @@ class EcgSheet(Figure):
                     canv.setStrokeColor(color)
                     canv.setLineWidth(width)
                     polyline(canv, x0 + tt * PAPER_SPEED_MM_S * mm, baseline + yy * GAIN_MM_MV * mm)
-
-
-def find_beat(signal: np.ndarray, fs: float, before_s: float = 0.35, after_s: float = 0.65) -> int | None:
-    """Sample index of the largest QRS peak (either polarity) with a full window around it (`find_peaks`)."""
-    from scipy.signal import find_peaks
-
-    x = np.asarray(signal, dtype=np.float64)
-    x = x - np.median(x)
-    if x.size == 0 or not np.isfinite(x).all() or np.ptp(x) == 0:
-        return None
-    lo, hi = int(before_s * fs), x.size - int(after_s * fs)
-    magnitude = np.abs(x)  # QRS may point down (e.g. aVR, V1)
-    peaks, _ = find_peaks(magnitude, distance=max(1, int(0.3 * fs)), prominence=0.3 * float(magnitude.max()))
-    peaks = peaks[(peaks >= lo) & (peaks < hi)]
-    if peaks.size == 0:
-        return None
-    return int(peaks[np.argmax(magnitude[peaks])])
-
-
-@dataclass(frozen=True)
-class BeatPanel:
-    lead: str
-    clean: np.ndarray  # the window, mV
-    adversarial: np.ndarray
-
-
-class ZoomedBeats(Figure):
-    """One beat at 100 mm/s and an enlarged gain, clean vs adversarial, so the ST segment can be read.
-
-    Panels share the time window (the same beat in every lead) and the gain (a fair comparison). A dotted
-    line marks R + 80 ms, where the ST level is conventionally read.
-    """
-
-    SPEED = 100.0
-    PANEL_MM = (100, 50)
-
-    def __init__(self, panels: list[BeatPanel], fs: float, r_offset: int) -> None:
-        self.panels = panels
-        self.fs = float(fs)
-        self.r_offset = r_offset
-        lo = min(float(min(p.clean.min(), p.adversarial.min()) - np.median(p.clean)) for p in panels)
-        hi = max(float(max(p.clean.max(), p.adversarial.max()) - np.median(p.clean)) for p in panels)
-        self.gain = next((g for g in (40.0, 20.0, 10.0, 5.0) if (hi - lo) * g <= self.PANEL_MM[1] - 8), 2.5)
-        self.lo = lo
-        self.hi = hi
-        self.gap = 14 * mm
-        super().__init__(len(panels) * self.PANEL_MM[0] * mm + (len(panels) - 1) * self.gap,
-                         (self.PANEL_MM[1] + 16) * mm)
-
-    def paint(self, canv: Canvas) -> None:
-        pw, ph = self.PANEL_MM
-        y0 = 12 * mm
-        # Baseline so that the beat is vertically centred, snapped to the 1 mm grid.
-        base_mm = round((ph - (self.hi - self.lo) * self.gain) / 2 - self.lo * self.gain)
-        for k, panel in enumerate(self.panels):
-            x0 = k * (pw * mm + self.gap)
-            ecg_grid(canv, x0, y0, pw, ph)
-            t = np.arange(panel.clean.size) / self.fs
-            xs = x0 + t * self.SPEED * mm
-            offset = float(np.median(panel.clean))
-            canv.saveState()
-            clip = canv.beginPath()
-            clip.rect(x0, y0, pw * mm, ph * mm)
-            canv.clipPath(clip, stroke=0, fill=0)
-            r_x = x0 + self.r_offset / self.fs * self.SPEED * mm
-            st_x = r_x + 0.08 * self.SPEED * mm
-            canv.setStrokeColor(AXIS)
-            canv.setLineWidth(0.5)
-            canv.setDash(1, 2)
-            canv.line(st_x, y0, st_x, y0 + ph * mm)
-            canv.setDash()
-            for trace, color, width in ((panel.adversarial, ADVERSARIAL, 1.3), (panel.clean, CLEAN, 0.7)):
-                canv.setStrokeColor(color)
-                canv.setLineWidth(width)
-                polyline(canv, xs, y0 + base_mm * mm + (trace - offset) * self.gain * mm)
-            canv.restoreState()
-            canv.setFont(FONT_BOLD, 9)
-            canv.setFillColor(CLEAN)
-            canv.drawString(x0 + 2 * mm, y0 + (ph - 5) * mm, panel.lead)
-            canv.setFont(FONT, 6.5)
-            canv.drawCentredString(st_x, y0 - 3 * mm, "R+80 ms")
-            canv.drawCentredString(r_x, y0 + ph * mm + 1 * mm, "R")
-            delta = (panel.adversarial - panel.clean) * 1000.0
-            st_i = min(delta.size - 1, self.r_offset + int(round(0.08 * self.fs)))
-            canv.setFont(FONT, 7.5)
-            canv.drawString(x0, y0 - 8 * mm, f"lead {panel.lead}: Δ at R+80 ms {delta[st_i]:+.0f} µV; "
-                                             f"max |Δ| in this beat {np.abs(delta).max():.0f} µV")
 
 
 class PerturbationLeads(Figure):

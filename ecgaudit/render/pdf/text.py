@@ -16,18 +16,15 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, PageBreak, Paragraph, Table
 
-from ecgaudit.render.pdf.draw import FONT, FONT_BOLD, RED
+from ecgaudit.render.facts import get
+from ecgaudit.render.pdf.draw import AMBER, FONT, FONT_BOLD, FONT_MONO, RED
 
 if TYPE_CHECKING:
     from ecgaudit.render.pdf.context import Context
 
-def get(d: Any, *keys: str, default: Any = None) -> Any:
-    """`d[k1][k2]…`, or `default` where any level is missing or not a dict (every report field is optional)."""
-    for key in keys:
-        if not isinstance(d, dict) or d.get(key) is None:
-            return default
-        d = d[key]
-    return d
+__all__ = ["TABLE_FONT", "STYLES", "Bookmark", "bullets", "caption", "fmt", "get", "id_width",
+           "kv_table", "mono", "pct", "rate", "section", "table"]
+
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -63,39 +60,46 @@ def rate(entry: Any) -> str:
     return text
 
 
-def attack_title(attack: dict[str, Any]) -> str:
-    kind = "universal" if attack.get("universal") else "per-sample"
-    return f"{attack.get('id', '?')} ({attack.get('attack', '?')}, {kind})"
-
-
 def mono(value: Any) -> str:
-    return f"<font face='Courier'>{escape(str(value))}</font>" if value else "—"
+    return f"<font face='{FONT_MONO}'>{escape(str(value))}</font>" if value else "—"
 
 
 def _styles() -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12, spaceAfter=3)
+    # autoLeading "max": a line with a sub- or superscript grows instead of touching its neighbours. (Not
+    # reportlab's embeddedHyphenation: in reportlab 4 it drops hyphens and splits words mid-way; id columns are
+    # sized to their widest id instead, see `id_width`.)
+    base = ParagraphStyle("body", fontName=FONT, fontSize=8.5, leading=11.5, spaceAfter=3, autoLeading="max",
+                          bulletFontName=FONT)
     return {
         "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5, textColor=colors.Color(.25, .25, .25)),
-        "caption": ParagraphStyle("caption", parent=base, fontSize=8.5, leading=11, spaceBefore=2, spaceAfter=2),
-        "cell": ParagraphStyle("cell", parent=base, fontSize=8, leading=10, spaceAfter=0),
-        "head": ParagraphStyle("head", parent=base, fontName=FONT_BOLD, fontSize=8, leading=10, spaceAfter=0),
-        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=26, leading=32, spaceAfter=4),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=13, leading=17),
-        "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=15, leading=19, spaceBefore=8,
-                             spaceAfter=5),
-        "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=11, leading=14, spaceBefore=5,
-                             spaceAfter=3),
-        "verdict": ParagraphStyle("verdict", parent=base, fontName=FONT_BOLD, fontSize=40, leading=44,
+        "lead_in": ParagraphStyle("lead_in", parent=base, keepWithNext=1),
+        "small": ParagraphStyle("small", parent=base, fontSize=7, leading=9, textColor=colors.Color(.25, .25, .25)),
+        "caption": ParagraphStyle("caption", parent=base, fontSize=8, leading=10.5, spaceBefore=2, spaceAfter=2),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9.5, spaceAfter=0),
+        "head": ParagraphStyle("head", parent=base, fontName=FONT_BOLD, fontSize=7.5, leading=9.5, spaceAfter=0),
+        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=18, leading=22, spaceAfter=1),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=9.5, leading=12, spaceAfter=2),
+        "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=14, leading=18, spaceBefore=6,
+                             spaceAfter=4, keepWithNext=1),
+        "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=10.5, leading=13.5, spaceBefore=6,
+                             spaceAfter=3, keepWithNext=1),
+        "h3": ParagraphStyle("h3", parent=base, fontName=FONT_BOLD, fontSize=9, leading=11.5, spaceBefore=4,
+                             spaceAfter=2, keepWithNext=1),
+        "verdict": ParagraphStyle("verdict", parent=base, fontName=FONT_BOLD, fontSize=30, leading=34,
                                   textColor=colors.white, alignment=TA_CENTER),
-        "verdict_sub": ParagraphStyle("verdict_sub", parent=base, fontSize=9, leading=11, textColor=colors.white,
+        "verdict_sub": ParagraphStyle("verdict_sub", parent=base, fontSize=8.5, leading=10.5, textColor=colors.white,
                                       alignment=TA_CENTER),
-        "alarm": ParagraphStyle("alarm", parent=base, fontSize=9, leading=12, textColor=RED),
+        "alarm": ParagraphStyle("alarm", parent=base, textColor=RED, fontName=FONT_BOLD),
+        "caution": ParagraphStyle("caution", parent=base, textColor=AMBER, fontName=FONT_BOLD),
+        "bullet": ParagraphStyle("bullet", parent=base, leftIndent=9, bulletIndent=1, spaceAfter=1.5),
     }
 
 
 STYLES = _styles()
+TABLE_FONT: tuple[Any, ...] = ("FONTNAME", (0, 0), (-1, -1), FONT)
+"""Every table needs it, even one of flowables: a table sets reportlab's default Helvetica (unembedded) otherwise."""
 _TABLE_STYLE: list[tuple[Any, ...]] = [
+    TABLE_FONT,
     ("GRID", (0, 0), (-1, -1), 0.4, colors.Color(0.75, 0.75, 0.75)),
     ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.92, 0.92, 0.92)),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -105,8 +109,9 @@ _TABLE_STYLE: list[tuple[Any, ...]] = [
 
 
 def table(rows: list[list[Any]], widths: list[float], *, extra: Sequence[tuple[Any, ...]] = (),
-          bold_cols: tuple[int, ...] = (), raw_cols: tuple[int, ...] = ()) -> Table:
-    """A grid table with a grey header row; text cells are escaped and wrapped, `raw_cols` are markup."""
+          bold_cols: tuple[int, ...] = (), raw_cols: tuple[int, ...] = (), bold_rows: tuple[int, ...] = ()) -> Table:
+    """A grid table with a grey header row, repeated on every page it spans; text cells are escaped and wrapped,
+    `raw_cols` are markup; `bold_rows` are indices into `rows`."""
     cells = []
     for r, row in enumerate(rows):
         out = []
@@ -115,7 +120,7 @@ def table(rows: list[list[Any]], widths: list[float], *, extra: Sequence[tuple[A
                 out.append(cell)
                 continue
             text = str(cell) if (r and c in raw_cols) else escape(str(cell))
-            if r and c in bold_cols:
+            if r and (c in bold_cols or r in bold_rows):
                 text = f"<b>{text}</b>"
             out.append(Paragraph(text, STYLES["head" if r == 0 else "cell"]))
         cells.append(out)
@@ -124,14 +129,33 @@ def table(rows: list[list[Any]], widths: list[float], *, extra: Sequence[tuple[A
     return t
 
 
-def kv_table(rows: list[tuple[str, Any]], widths: tuple[float, float]) -> Table:
-    """Label/value rows (values are markup or flowables), no header."""
+def id_width(ids: Sequence[Any], minimum_mm: float, maximum_mm: float = 80.0) -> float:
+    """A column width (points) that fits the widest id on one line, so no id is ever broken mid-word."""
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    style = STYLES["cell"]
+    widest = max([stringWidth(str(i), style.fontName, style.fontSize) for i in ids] + [0.0])
+    return min(maximum_mm * mm, max(minimum_mm * mm, widest + 8))
+
+
+def kv_table(rows: list[tuple[str, Any]], widths: tuple[float, float],
+             header: tuple[str, str] | None = None) -> Table:
+    """Label/value rows (values are markup or flowables); with `header`, a header row repeated on every page."""
     cells = [[Paragraph(f"<b>{label}</b>", STYLES["cell"]),
               value if isinstance(value, Flowable) else Paragraph(str(value), STYLES["cell"])] for label, value in rows]
-    t = Table(cells, colWidths=list(widths), hAlign="LEFT")
+    if header is not None:
+        cells.insert(0, [Paragraph(escape(h), STYLES["head"]) for h in header])
+    t = Table(cells, colWidths=list(widths), hAlign="LEFT", repeatRows=1 if header else 0)
     t.setStyle([s for s in _TABLE_STYLE if s[0] != "BACKGROUND"]
-               + [("BACKGROUND", (0, 0), (0, -1), colors.Color(0.95, 0.95, 0.95))])
+               + [("BACKGROUND", (0, 1 if header else 0), (0, -1), colors.Color(0.95, 0.95, 0.95))]
+               + ([("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.92, 0.92, 0.92))] if header else []))
     return t
+
+
+def bullets(items: Sequence[str], style: str = "bullet") -> list[Flowable]:
+    """Markup items as a bulleted list."""
+    return [Paragraph(item, STYLES[style], bulletText="•") for item in items]
 
 
 class Bookmark(Flowable):
@@ -141,6 +165,7 @@ class Bookmark(Flowable):
         super().__init__()
         self.title = title
         self.level = level
+        self.keepWithNext = 1  # on the page of the heading it precedes
 
     def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
         return 0, 0
@@ -151,9 +176,10 @@ class Bookmark(Flowable):
         self.canv.addOutlineEntry(self.title, key, level=self.level, closed=True)
 
 
-def section(title: str, *, new_page: bool = True) -> list[Flowable]:
+def section(title: str, *, new_page: bool = True, level: int = 0) -> list[Flowable]:
+    """A heading with its outline entry; `level` 0 is a chapter (h1), 1 a subsection (h2)."""
     out: list[Flowable] = [PageBreak()] if new_page else []
-    return out + [Bookmark(title), Paragraph(escape(title), STYLES["h1"])]
+    return out + [Bookmark(title, level), Paragraph(escape(title), STYLES["h1" if level == 0 else "h2"])]
 
 
 def caption(ctx: Context, title: str, text: str = "") -> Paragraph:
