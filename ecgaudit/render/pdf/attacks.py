@@ -138,10 +138,9 @@ def _beat_and_perturbation(ctx: Context, attack: Mapping[str, Any], sample: _Sam
             f"Record {escape(sample.record)}: the median beat of the clean record (black) and of the attacked one "
             f"(red), at 100 mm/s and {beats.gain:g} mm/mV ({beats.gain / GAIN_MM_MV:g} × standard gain). Shaded: "
             "the PR-segment baseline window; solid line: the J point; dotted: J + 60 ms; dashed: each beat's PR "
-            "baseline. ST deviation is the level at J (and J + 60 ms) minus that beat's own PR baseline, as an "
-            "electrocardiograph reads it, so a constant offset changes no reading. The points are found on the "
-            "clean record and read at the same places on the attacked one. Shown: II, V2 and the lead whose ST "
-            "the attack moved most."), beats]))
+            "baseline. ST deviation is the level at J (or J + 60 ms) minus that beat's own PR baseline, as an "
+            "electrocardiograph reads it (a constant offset changes no reading); the points are found on the clean "
+            "record. Shown: II, V2 and the lead whose ST the attack moved most."), beats]))
     story.append(Spacer(1, 3 * mm))
     traces = PerturbationLeads(sample.delta, sample.leads, sample.fs, _eps_per_lead(attack, ctx, sample.leads))
     story.append(KeepTogether([caption(

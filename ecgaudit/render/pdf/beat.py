@@ -19,9 +19,10 @@ from reportlab.pdfgen.canvas import Canvas
 
 from ecgaudit.render.pdf.draw import ADVERSARIAL, AXIS, CLEAN, FONT, FONT_BOLD, Figure, polyline
 from ecgaudit.render.pdf.ecg import GAIN_MM_MV, ecg_grid
+from ecgaudit.render.pdf.text import fmt
 
 SPEED_MM_S = 100.0
-PANEL_H_MM = 56
+PANEL_H_MM = 44
 PR_SHADE = colors.Color(0.55, 0.75, 0.95, alpha=0.35)
 
 
@@ -137,6 +138,6 @@ class MedianBeats(Figure):
             canv.setFillColor(CLEAN)
             for row, (name, (clean, adv)) in enumerate((("J", beat.st_j), ("J+60 ms", beat.st_j60))):
                 y = y0 - (7 + 7 * row) * mm
-                canv.drawString(x0, y, f"ST at {name}: clean {clean:+.3f} mV, attacked {adv:+.3f} mV")
-                canv.drawString(x0 + 4 * mm, y - 3.2 * mm, f"change {adv - clean:+.3f} mV "
-                                                          f"({(adv - clean) * GAIN_MM_MV:+.1f} mm at 10 mm/mV)")
+                canv.drawString(x0, y, f"ST at {name}: clean {fmt(clean, '+.3f')} mV, attacked {fmt(adv, '+.3f')} mV")
+                canv.drawString(x0 + 4 * mm, y - 3.2 * mm, f"change {fmt(adv - clean, '+.3f')} mV "
+                                                          f"({fmt((adv - clean) * GAIN_MM_MV, '+.1f')} mm at 10 mm/mV)")

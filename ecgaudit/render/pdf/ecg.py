@@ -172,7 +172,7 @@ class PerturbationLeads(Figure):
     Limb leads fill the left column and chest leads the right, as on the 12-lead sheet.
     """
 
-    ROW_MM = 11
+    ROW_MM = 10
     LABEL_MM = 30
     TRACE_MM = 100
     GAP_MM = 6

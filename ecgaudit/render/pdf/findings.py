@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, Paragraph
+from reportlab.platypus import CondPageBreak, Flowable, Paragraph
 
 from ecgaudit.render.pdf.attack_tables import attack_block
 from ecgaudit.render.pdf.context import Context
@@ -18,7 +18,7 @@ from ecgaudit.render.pdf.text import STYLES, fmt, get, id_width, pct, rate, sect
 
 
 def results_pages(ctx: Context) -> list[Flowable]:
-    story = section("4 Results")
+    story = [CondPageBreak(70 * mm), *section("4 Results", new_page=False)]
     story += _criteria_results(ctx)
     story += _overview(ctx)
     story += section(ctx.result_heading("Each attack under each threat model"), new_page=False, level=1)
@@ -98,31 +98,33 @@ def _per_class(ctx: Context) -> list[Flowable]:
         return story + [Paragraph("The report names no classes.", STYLES["body"])]
     predicted = clean.get("predicted_counts") or {}
     true = clean.get("true_counts") or {}
-    multilabel = any(get(a, "metrics", "misdiagnosis", "per_label") for a in attacks)
+    multilabel = any(get(a, "metrics", "misdiagnosis", "per_label") and not get(a, "metrics", "misdiagnosis", "matrix")
+                     for a in attacks)
     story.append(Paragraph(
-        "Clean decisions per class, then per attack "
-        + ("the records that gained (+) and lost (−) each label under attack (a multi-label model: one record may "
-           "gain and lose several labels)." if multilabel else
-           "the records of each clean decision whose decision the attack changed (share of that class)."),
-        STYLES["body"]))
+        "Clean decisions per class, then per attack the records that "
+        + ("gained (+) and lost (−) each label under attack (a multi-label model: one record may gain and lose "
+           "several labels)." if multilabel else
+           "the attack moved into (+) and out of (−) each class."), STYLES["body"]))
     rows: list[list[Any]] = [["Class", "Predicted (clean)", "Labelled", *[str(a.get("id", "?")) for a in attacks]]]
     for index, name in enumerate(classes):
         cells = [name, fmt(predicted.get(name), "d"), fmt(true.get(name), "d") if true else "—"]
-        for attack in attacks:
-            mis = get(attack, "metrics", "misdiagnosis", default={}) or {}
-            per_label = (mis.get("per_label") or {}).get(name)
-            matrix = mis.get("matrix") or []
-            if isinstance(per_label, Mapping):
-                cells.append(f"+{fmt(per_label.get('gained'), 'd')} / −{fmt(per_label.get('lost'), 'd')}")
-            elif index < len(matrix) and isinstance(matrix[index], list):
-                changed = sum(v for c, v in enumerate(matrix[index]) if c != index and isinstance(v, int | float))
-                base = predicted.get(name)
-                cells.append(f"{changed:.0f}" + (f" ({pct(changed / base, 0)})" if base else ""))
-            else:
-                cells.append("—")
+        cells += [_moved(get(attack, "metrics", "misdiagnosis", default={}) or {}, index, name) for attack in attacks]
         rows.append(cells)
     width = min(34.0, 180.0 / max(1, len(attacks)))
     return story + [table(rows, [30 * mm, 24 * mm, 20 * mm, *[width * mm] * len(attacks)])]
+
+
+def _moved(mis: Mapping[str, Any], index: int, name: str) -> str:
+    """'+gained / −lost' for one class: from the per-label counts, else from the clean → attacked matrix."""
+    per_label = (mis.get("per_label") or {}).get(name)
+    if isinstance(per_label, Mapping):
+        return f"+{fmt(per_label.get('gained'), 'd')} / −{fmt(per_label.get('lost'), 'd')}"
+    matrix = mis.get("matrix") or []
+    if index < len(matrix) and all(isinstance(row, list) and index < len(row) for row in matrix):
+        lost = sum(v for c, v in enumerate(matrix[index]) if c != index)
+        gained = sum(row[index] for r, row in enumerate(matrix) if r != index)
+        return f"+{gained:.0f} / −{lost:.0f}"
+    return "—"
 
 
 def _subgroups(ctx: Context) -> list[Flowable]:

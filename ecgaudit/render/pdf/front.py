@@ -74,7 +74,10 @@ def _left(ctx: Context) -> list[Flowable]:
     reasons = [str(s) for s in get(r, "gate", "inconclusive", default=[]) or []] or \
         [str(i.get("summary", "")) for i in facts.fired_indicators(r)]
     if reasons:
-        out.append(Paragraph("Why the verdict is INCONCLUSIVE (attack-failure indicators, §4)", STYLES["h3"]))
+        out.append(Paragraph("Why the verdict is INCONCLUSIVE (attack-failure indicators, §4)"
+                             if ctx.verdict == "INCONCLUSIVE" else
+                             "Attack-failure indicators fired: the measured rates understate the attack (§4)",
+                             STYLES["h3"]))
         out += bullets([escape(s) for s in reasons], "bullet")
     failed = facts.failing_rules(r)
     out.append(Paragraph("Acceptance criteria that failed (§3, §4)", STYLES["h3"]))

@@ -6,6 +6,7 @@ Every report field is optional, so lookups and formats never raise: a missing va
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
@@ -35,7 +36,10 @@ def fmt(value: Any, spec: str) -> str:
         if spec == "d":
             return f"{int(value):d}"
         number = float(value)
-        return f"{number:{spec}}" if np.isfinite(number) else "—"
+        if not np.isfinite(number):
+            return "—"
+        text = f"{number:{spec}}"
+        return text[1:] if re.fullmatch(r"[+-]0(\.0*)?", text) else text  # "0", not "-0" or "+0"
     except (TypeError, ValueError):
         return str(value)
 
