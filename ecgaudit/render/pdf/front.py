@@ -79,15 +79,8 @@ def _left(ctx: Context) -> list[Flowable]:
                              "Attack-failure indicators fired: the measured rates understate the attack (§4)",
                              STYLES["h3"]))
         out += bullets([escape(s) for s in reasons], "bullet")
-    failed = facts.failing_rules(r)
     out.append(Paragraph("Acceptance criteria that failed (§3, §4)", STYLES["h3"]))
-    if failed:
-        items = [escape(facts.rule_text(rule)) for rule in failed[:MAX_LISTED]]
-        if len(failed) > MAX_LISTED:
-            items.append(f"and {len(failed) - MAX_LISTED} more (§4)")
-        out += bullets(items, "bullet")
-    else:
-        out.append(Paragraph("None.", STYLES["body"]))
+    out += _listed([facts.rule_text(rule) for rule in facts.failing_rules(r)], "§4", "None.")
     out.append(Paragraph("What was tested (§2)", STYLES["h3"]))
     out += _tested(ctx)
     return out
@@ -104,8 +97,8 @@ def _tested(ctx: Context) -> list[Flowable]:
         # Per-record worst cases read "per record (white-box, black-box)": bold each threat model named there.
         threats = ", ".join(f"<b>{t}</b>" if re.search(rf"(^|[ (,]){re.escape(t)}($|[),])", worst) else t
                             for t in ran) or "none"
-        skipped = [f"{t.get('threat_model')} {t.get('status')}" for t in facts.threat_runs(attack)
-                   if t.get("status") in ("not-possible", "off")]
+        skipped = [f"{t.get('threat_model')} {'off' if t.get('status') == 'off' else 'not possible'}"
+                   for t in facts.threat_runs(attack) if t.get("status") in ("not-possible", "off")]
         if skipped:
             threats += f"; {', '.join(skipped)}"
         floor = attack.get("noise_floor") or {}
@@ -151,14 +144,7 @@ def _right(ctx: Context, doc: dict[str, str]) -> list[Flowable]:
         if warning:
             out += [Spacer(1, 1 * mm), _alarm_box("WARNING: " + warning)]
     out.append(Paragraph("Deviations from the profile (§5)", STYLES["h3"]))
-    deviations = facts.deviations(r)
-    if deviations:
-        items = [escape(d) for d in deviations[:MAX_LISTED]]
-        if len(deviations) > MAX_LISTED:
-            items.append(f"and {len(deviations) - MAX_LISTED} more (§5)")
-        out += bullets(items, "bullet")
-    else:
-        out.append(Paragraph("None: everything the profile asks for ran.", STYLES["body"]))
+    out += _listed(facts.deviations(r), "§5", "None: everything the profile asks for ran.")
     out.append(Paragraph("Document and sign-off", STYLES["h3"]))
     signature = (mono(ctx.key_fingerprint) if ctx.key_fingerprint else
                  "<font color='#cc1414'><b>UNSIGNED</b></font> — no signing key was used; the integrity of "
@@ -172,6 +158,16 @@ def _right(ctx: Context, doc: dict[str, str]) -> list[Flowable]:
     out.append(Spacer(1, 1 * mm))
     out.append(Paragraph(escape(facts.SIGNATURE_MEANING), STYLES["small"]))
     return out
+
+
+def _listed(items: list[str], where: str, empty: str) -> list[Flowable]:
+    """At most `MAX_LISTED` bullets (then where the rest are), or `empty`: page 1 must stay one page."""
+    if not items:
+        return [Paragraph(escape(empty), STYLES["body"])]
+    shown = [escape(i) for i in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        shown.append(f"and {len(items) - MAX_LISTED} more ({where})")
+    return bullets(shown)
 
 
 def _kv(rows: list[tuple[str, str]]) -> Table:
