@@ -173,8 +173,13 @@ def fail_pdf() -> bytes:
     return render(report_fixture(), Format.PDF, _artifacts())
 
 
-def test_page_one_answers_what_a_reviewer_asks_first(fail_pdf: bytes) -> None:
-    first = _pages(fail_pdf)[0]
+@pytest.fixture(scope="module")
+def fail_pages(fail_pdf: bytes) -> list[str]:
+    return _pages(fail_pdf)
+
+
+def test_page_one_answers_what_a_reviewer_asks_first(fail_pages: list[str]) -> None:
+    first = fail_pages[0]
     assert "FAIL" in first
     assert "scar-fooling" in first and "0.65" in first and "0.2" in first  # the failing rule, value and threshold
     assert LONG_RULE not in first  # a rule that passed is not listed as failed
@@ -241,26 +246,26 @@ def test_every_font_is_embedded(fail_pdf: bytes) -> None:
     assert seen > 0
 
 
-def test_each_attack_page_shows_another_kept_record(fail_pdf: bytes) -> None:
-    text = " ".join(_pages(fail_pdf))
+def test_each_attack_page_shows_another_kept_record(fail_pages: list[str]) -> None:
+    text = " ".join(fail_pages)
     for k, record in enumerate(RECORDS, start=1):
         assert f"Record {record} (example {k} of 3)" in text
 
 
-def test_median_beat_marks_the_st_reading_not_r_plus_80(fail_pdf: bytes) -> None:
-    text = " ".join(_pages(fail_pdf))
+def test_median_beat_marks_the_st_reading_not_r_plus_80(fail_pages: list[str]) -> None:
+    text = " ".join(fail_pages)
     assert "R+80" not in text and "R + 80" not in text
     assert "ST at J: clean" in text and "ST at J+60 ms: clean" in text
     assert "PR-segment baseline window" in text
 
 
-def test_sweep_caption_states_its_epochs_against_the_headline(fail_pdf: bytes) -> None:
-    text = " ".join(_pages(fail_pdf))
+def test_sweep_caption_states_its_epochs_against_the_headline(fail_pages: list[str]) -> None:
+    text = " ".join(fail_pages)
     assert "4 epochs (the headline scar figure used 10" in text
 
 
-def test_a_long_rule_id_is_never_broken(fail_pdf: bytes) -> None:
-    results = [page for page in _pages(fail_pdf) if "Acceptance criteria" in page and "4 Results" in page]
+def test_a_long_rule_id_is_never_broken(fail_pages: list[str]) -> None:
+    results = [page for page in fail_pages if "Acceptance criteria" in page and "4 Results" in page]
     assert results and LONG_RULE in results[0]
 
 
@@ -270,8 +275,8 @@ def test_ssim_axis_holds_every_point(ssims: list[float]) -> None:
     assert ticks[0] <= min(ssims) and ticks[-1] >= max(ssims)
 
 
-def test_sections_follow_the_fda_bench_test_order(fail_pdf: bytes) -> None:
-    text = " ".join(_pages(fail_pdf))
+def test_sections_follow_the_fda_bench_test_order(fail_pages: list[str]) -> None:
+    text = " ".join(fail_pages)
     order = ["1 Objectives", "2 Methods", "3 Pre-specified acceptance criteria", "4 Results", "5 Deviations",
              "6 Discussion and conclusions", "7 Limitations", "Appendix A Reproducibility"]
     positions = [text.find(title) for title in order]
