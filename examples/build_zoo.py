@@ -85,9 +85,9 @@ class _TrainingAdapter(ModelAdapter):
     format = "training"
 
     def __init__(self, net: nn.Module, card: ModelCard) -> None:
-        # Not super().__init__(): it hashes the model file, and there is none yet.
-        self.net, self.card, self.path, self.sha256 = net, card, Path("<in training>"), ""
-        self.fixed_batch, self.parity_max_abs_diff, self.timeout_s = None, None, None
+        # No file to hash yet: the digest is left empty.
+        super().__init__(Path("<in training>"), card, sha256="")
+        self.net = net
 
     def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():

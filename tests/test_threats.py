@@ -226,3 +226,79 @@ def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_faile
     assert np.array_equal(combined.fooled, fooled[0] | fooled[1] | fooled[2])
     assert combined.metrics["fooling_rate"]["successes"] == int((fooled[0] | fooled[1] | fooled[2]).sum())
     assert label.startswith("per record")
+
+
+def prepend_shrink(source: Path, target: Path) -> Path:
+    """Copy an ONNX model with `Shrink(lambd=0, bias=0)` — the identity, an operator onnx2torch cannot convert —
+    in front: the same decisions on the runtime, no differentiable copy."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    original = graph.input[0].name
+    graph.input[0].name = original + "_raw"
+    nodes = [helper.make_node("Shrink", [original + "_raw"], [original], lambd=0.0, bias=0.0)]
+    old = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + old)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    shutil.copy(source.with_name(source.stem + ".card.json"), target.with_name(target.stem + ".card.json"))
+    return target
+
+
+def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_box(tmp_path: Path) -> None:
+    path = prepend_shrink(MODELS / "cnn-ml100.onnx", tmp_path / "shrink.onnx")
+    profile = reduced(load_profile("ci"), n=16)
+    report = run_scan(ScanConfig(model=load_model(path), profile=profile)).report
+    assert report["gate"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert report["model"]["gradient_modes"] == []
+    for attack in report["attacks"]:
+        by_threat = {t["threat_model"]: t for t in attack["threat_models"]}
+        assert by_threat["white-box"]["status"] == "not-possible"
+        assert "Shrink" in by_threat["white-box"]["reason"] and "not available" in by_threat["white-box"]["reason"]
+        assert by_threat["transfer"]["status"] == "ran" and by_threat["black-box"]["status"] == "ran"
+        assert attack["worst_case"]["threat_model"] in ("transfer", "black-box") or \
+            attack["worst_case"]["threat_model"].startswith("per record")
+    assert report["sweep"]["skipped"] and report["sweep"]["points"] == []
+
+
+def _quantized(kind: str, folder: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_dynamic, quantize_static
+
+    source = MODELS / "cnn.onnx"
+    target = folder / f"cnn-int8-{kind}.onnx"
+    if kind == "dynamic":
+        quantize_dynamic(str(source), str(target))
+    else:
+        c = load_model(source).card
+        x = load_dataset("builtin:synthetic:n=8,seed=2", fs=c.fs, n_samples=c.n_samples, leads=c.leads).X
+        name = onnx.load(str(source)).graph.input[0].name
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.feeds = iter([{name: x[i:i + 1]} for i in range(len(x))])
+
+            def get_next(self):  # noqa: ANN201 - onnxruntime's protocol
+                return next(self.feeds, None)
+
+        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ)
+    shutil.copy(MODELS / "cnn.card.json", target.with_name(target.stem + ".card.json"))
+    return target
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dynamic", "qdq"])
+def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_path: Path, kind: str) -> None:
+    from ecgaudit.scan import attack_document, execute, plan_attack
+
+    settings = {"n_craft": 48, "n_eval": 48, "seed": 0, "params": {"epochs": 5, "batch_size": 16}}
+    float_doc = attack_document(execute(plan_attack(load_model(MODELS / "cnn.onnx"), "scar", **settings)))
+    int8 = load_model(_quantized(kind, tmp_path))
+    assert int8.gradient_modes == ("white-box", "bpda")
+    doc = attack_document(execute(plan_attack(int8, "scar", **settings)))
+    by_threat = {t["threat_model"]: t for t in doc["threat_models"]}
+    assert by_threat["bpda"]["status"] == "ran"
+    bpda = by_threat["bpda"]["metrics"]["fooling_rate"]["value"]
+    reference = float_doc["metrics"]["fooling_rate"]["value"]
+    assert reference > 0.3
+    assert abs(bpda - reference) <= 0.10, (kind, bpda, reference)
+    assert doc["metrics"]["fooling_rate"]["value"] >= bpda  # the worst case includes the bpda run

@@ -58,10 +58,12 @@ class ModelAdapter(ABC):
 
     format: ClassVar[str]
 
-    def __init__(self, path: Path, card: ModelCard, *, fixed_batch: int | None = None) -> None:
+    def __init__(
+        self, path: Path, card: ModelCard, *, fixed_batch: int | None = None, sha256: str | None = None
+    ) -> None:
         self.path = path
         self.card = card
-        self.sha256 = file_sha256(path)
+        self.sha256 = file_sha256(path) if sha256 is None else sha256
         self.fixed_batch = fixed_batch
         """The batch size baked into the graph, or None when the batch axis is dynamic."""
         self.parity_max_abs_diff: float | None = None
