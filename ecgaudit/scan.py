@@ -19,6 +19,7 @@ import numpy as np
 
 from ecgaudit import __version__
 from ecgaudit.attacks import build_attack
+from ecgaudit.defaults import DEFAULT_DATA
 from ecgaudit.errors import AttackError
 from ecgaudit.profiles import Profile
 from ecgaudit.threats import ThreatSettings, builtin_model_path
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ecgaudit.report.model import Report
 
 SCHEMA_VERSION = "1"
-DEFAULT_DATA = "builtin:synthetic"
 N_SAMPLES_KEPT = 3
 """Eval records kept (clean, with each attack's perturbation) for the PDF and `--export-wfdb`."""
 

@@ -80,9 +80,6 @@ _register()
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with a documented code; nothing uncaught leaves as 1."""
-    import torch
-
-    torch.set_flush_denormal(True)
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     try:
@@ -118,9 +115,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
             soft_wrap=True,
         )
         code = ExitCode.INTERNAL
-    from ecgaudit.models.interface import ABANDONED_THREADS
-
-    if any(thread.is_alive() for thread in ABANDONED_THREADS):
+    # Only a run that loaded a model can have abandoned a hung model call (and only then is the module imported).
+    models = sys.modules.get("ecgaudit.models.interface")
+    if models is not None and any(thread.is_alive() for thread in models.ABANDONED_THREADS):
         # A hung model call cannot be stopped; normal interpreter shutdown would wait on it or abort.
         sys.stdout.flush()
         sys.stderr.flush()

@@ -15,7 +15,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ecgaudit.attacks.interface import ProgressFn, no_progress
+from ecgaudit.progress import ProgressFn, no_progress
 from ecgaudit.render.console import PLAIN_WIDTH
 
 PLAIN_INTERVAL_S = 10.0

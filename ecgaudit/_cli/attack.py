@@ -26,12 +26,10 @@ from ecgaudit._cli._model_options import (
 )
 from ecgaudit._cli._progress import reporter, wide_console
 from ecgaudit.attacks import ATTACKS
+from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
 from ecgaudit.errors import AttackError
 from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
-from ecgaudit.models import load_model
 from ecgaudit.render.console import attack_summary
-from ecgaudit.scan import DEFAULT_DATA, attack_document, execute, plan_attack
-from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
 HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
 
@@ -57,9 +55,7 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def attack(
     model: ModelArg,
     name: Annotated[AttackName, typer.Option("--attack", help="Which attack to run.", case_sensitive=False)],
-    data: Annotated[
-        str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic.")
-    ] = DEFAULT_DATA,
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = DEFAULT_DATA,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-attack"),
     transfer_to: Annotated[
         list[Path] | None,
@@ -68,7 +64,8 @@ def attack(
     transfer_data: Annotated[
         list[str] | None, typer.Option("--transfer-data", help="Also measure it on this dataset (repeatable).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for splits, random starts and minibatch order.")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, max=2**32 - 1, help="Seed for splits, random starts and minibatch order.")] = 0,
     n_craft: Annotated[int, typer.Option("--n-craft", min=1, help="Records to craft on.")] = 200,
     n_eval: Annotated[int, typer.Option("--n-eval", min=1, help="Records to evaluate on (disjoint).")] = 200,
     param: Annotated[
@@ -114,6 +111,10 @@ def attack(
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
     )
+    from ecgaudit.models import load_model
+    from ecgaudit.scan import attack_document, execute, plan_attack
+    from ecgaudit.sensitivity import DEFAULT_CHEST_MV
+
     targets = [load_model(path) for path in transfer_to or []]
     plan = plan_attack(
         adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval, seed=seed,

@@ -12,7 +12,6 @@ from rich.console import Console
 from ecgaudit.errors import ExitCode, ReportError, VerificationError
 from ecgaudit.evidence import render_report_pdf
 from ecgaudit.io import MAX_REPORT_BYTES, atomic_write_bytes, read_bounded, read_json_object
-from ecgaudit.report.reproduce import reproduce as reproduce_report
 from ecgaudit.report.schema import report_schema, validate_report
 from ecgaudit.report.signing import keygen
 from ecgaudit.report.verification import verify_bundle
@@ -84,6 +83,8 @@ def verify_command(
             raise typer.BadParameter("--reproduce needs --model, the file that was audited.", param_hint="--model")
         if report is None:
             report = _read_report(envelope)
+        from ecgaudit.report.reproduce import reproduce as reproduce_report  # loads the model stack
+
         drift = reproduce_report(report, model=model, data=data, transfer_models=list(transfer_to or []))
         if drift:
             err.print(f"[bold red]drift:[/] {len(drift)} quantity(ies) differ on rerun:", highlight=False)

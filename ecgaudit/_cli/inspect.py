@@ -25,8 +25,6 @@ from ecgaudit._cli._model_options import (
     card_overrides,
     open_model,
 )
-from ecgaudit.data import load_dataset
-from ecgaudit.inspection import inspect_model
 
 HELP = "Show a model's contract, runtime and surrogate parity; with --data, its clean accuracy."
 
@@ -56,6 +54,9 @@ def inspect(
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
     )
+    from ecgaudit.data import load_dataset
+    from ecgaudit.inspection import inspect_model
+
     dataset = None
     if data is not None:
         c = adapter.card

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,15 +25,17 @@ from ecgaudit._cli._model_options import (
     open_model,
 )
 from ecgaudit._cli._progress import reporter, wide_console
+from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.evidence import Bundle, reserve_output, write_bundle
 from ecgaudit.io import read_json_object
-from ecgaudit.models import load_model
 from ecgaudit.profiles import Profile, load_profile
 from ecgaudit.render.console import summary, verdict_line
 from ecgaudit.render.markdown import render_markdown
 from ecgaudit.report.signing import load_private_key, signing_key_path
-from ecgaudit.scan import ScanConfig, ScanResult, run_scan
+
+if TYPE_CHECKING:
+    from ecgaudit.scan import ScanResult
 
 HELP = (
     "Run a profile's whole battery under every threat model and gate on it; write the report folder DIR: "
@@ -71,13 +73,13 @@ def scan(
     model: ModelArg,
     profile: Annotated[str, typer.Option("--profile", help="Built-in profile name (samd, ci, paper) or a .toml path.")
                        ] = "samd",
-    data: Annotated[str, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz or builtin:synthetic "
-                                      "(at the model's fs).")] = "builtin:synthetic",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = DEFAULT_DATA,
     out: Annotated[Path, typer.Option("--out", help="Report folder (replaced whole; it may hold only an earlier "
                                       "report).")] = Path("ecgaudit-report"),
     transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Measure the profile's universal "
                                                           "perturbations on this model too (repeatable).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the profile's seed.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", min=0, max=2**32 - 1, help="Override the profile's seed.")] = None,
     surrogate: Annotated[list[str] | None, typer.Option("--surrogate", help="A reference model for the transfer "
                                                         "threat model (repeatable), beside the profile's "
                                                         "(builtin:cnn by default): e.g. your own float model.")
@@ -126,6 +128,9 @@ def scan(
         private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
                              timeout_s=model_timeout, max_bytes=max_model_bytes)
+        from ecgaudit.models import load_model
+        from ecgaudit.scan import ScanConfig, run_scan
+
         targets = [load_model(path) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
                             baseline=old, surrogates=tuple(surrogate or ()))

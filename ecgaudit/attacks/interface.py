@@ -8,7 +8,6 @@ return onto it and measures success itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,13 +16,10 @@ import torch.nn.functional as F
 
 from ecgaudit.constraints import LinfBox, PhysioConstraint
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
-ProgressFn = Callable[[int, int], None]
-"""Called as `progress(done, total)` while an attack works; units are the attack's own steps."""
+__all__ = ["ProgressFn", "no_progress"]  # re-exported: attacks take them from here
 
-
-def no_progress(done: int, total: int) -> None:
-    """The default progress callback: does nothing."""
 
 
 def attack_loss(model: ModelAdapter, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
