@@ -92,6 +92,12 @@ def attack(
         typer.Option("--queries", min=3, help="Black-box query budget: in all for universal attacks, per record for "
                      "per-record ones."),
     ] = None,
+    export_augmentation: Annotated[
+        Path | None,
+        typer.Option("--export-augmentation", help="Also write the adversarial version of every record of --data "
+                     "to DIR/augmentation.npz (ecgaudit's npz format, with labels) and its provenance to "
+                     "DIR/augmentation.json, for adversarial training."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     card: CardOpt = None,
     fs: FsOpt = None,
@@ -104,6 +110,8 @@ def attack(
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
 ) -> None:
+    if export_augmentation is not None and export_augmentation.exists() and not export_augmentation.is_dir():
+        raise AttackError(f"--export-augmentation {export_augmentation} is a file; give a folder.")
     adapter = open_model(
         model,
         card,
@@ -130,3 +138,17 @@ def attack(
         atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
     atomic_write_bytes(out / "attack.json", json_bytes(document))
     wide_console().print(attack_summary(document, out), highlight=False)
+    if export_augmentation is not None:
+        from ecgaudit.augmentation import build_augmentation, write_augmentation
+        from ecgaudit.scan import load_for
+
+        planned = plan.attacks[0]
+        with reporter(enabled=not quiet) as progress:
+            augmentation = build_augmentation(
+                planned.attack, adapter, load_for(adapter, plan.data_spec),
+                perturbation=result.perturbations.get(planned.id), seed=seed, data_spec=plan.data_spec,
+                reporter=progress)
+        npz_path, _ = write_augmentation(augmentation, export_augmentation)
+        rate = augmentation.provenance["fooling_rate_on_runtime"]["value"]
+        wide_console().print(f"augmentation: {npz_path} ({len(augmentation.arrays['X'])} adversarial records; "
+                             f"{rate:.1%} of them change the model's decision)", highlight=False)
