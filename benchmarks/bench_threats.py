@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             info = run.get("info") or {}
             work = (f"{run['queries_used']:,} runtime queries ({run.get('query_budget_unit', '')})"
                     if run.get("queries_used") is not None else
-                    f"{run['query_budget']} runtime queries {run.get('query_budget_unit', '')}" if "query_budget" in run else
+                    f"{run['query_budget']} runtime queries {run.get('query_budget_unit', '')}"
+                    if "query_budget" in run else
                     f"{info['steps']} gradient steps" if "steps" in info else "surrogate gradients")
             rows.append((name, run["threat_model"], run.get("method", name),
                          f"{seconds.get('craft', 0) + seconds.get('evaluate', 0):.1f}",
