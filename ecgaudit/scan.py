@@ -401,7 +401,8 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
     for run in runs:
         entry: dict[str, Any] = {"threat_model": run.threat_model, "status": run.status,
                                  "knowledge": knowledge(run.threat_model, model, plan.threats, surrogates,
-                                                        run.details.get("query_budget"))}
+                                                        run.details.get("query_budget"),
+                                                        run.details.get("query_budget_unit"))}
         if run.reason:
             entry["reason"] = run.reason
         entry.update(run.details)

@@ -41,8 +41,8 @@ KNOWLEDGE = {
             "(BPDA); the forward pass is the vendor's arithmetic.",
     "transfer": "The attacker has no access to the model: perturbations are crafted with gradients of reference "
                 "surrogate models ({surrogates}) and then applied to the audited model.",
-    "black-box": "The attacker can only query the model and read its output scores, at most {queries}; it never "
-                 "sees a gradient.",
+    "black-box": "The attacker can only query the model and read its output scores; it never sees a gradient."
+                 "{budget}",
 }
 
 
@@ -111,12 +111,16 @@ def gradients(model: ModelAdapter, mode: str) -> Iterator[None]:
         yield
 
 
+BUDGET_SENTENCE = " Query budget: "
+"""Starts the sentence of `knowledge` that states one attack's query budget (summaries across attacks drop it)."""
+
+
 def knowledge(threat_model: str, model: ModelAdapter, settings: ThreatSettings,
-              surrogates: Sequence[Surrogate], queries: int | None = None) -> str:
+              surrogates: Sequence[Surrogate], queries: int | None = None, unit: str | None = None) -> str:
     ops = ", ".join(model.bpda_ops) or "none"
     names = ", ".join(s.name for s in surrogates) or "none"
-    return KNOWLEDGE[threat_model].format(ops=ops, surrogates=names, queries=f"{queries:,} queries"
-                                          if queries is not None else "its query budget")
+    budget = f"{BUDGET_SENTENCE}{queries:,} queries {unit or ''}".rstrip() + "." if queries is not None else ""
+    return KNOWLEDGE[threat_model].format(ops=ops, surrogates=names, budget=budget)
 
 
 def run_threat_models(

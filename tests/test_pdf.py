@@ -249,7 +249,7 @@ def test_every_font_is_embedded(fail_pdf: bytes) -> None:
 def test_each_attack_page_shows_another_kept_record(fail_pages: list[str]) -> None:
     text = " ".join(fail_pages)
     for k, record in enumerate(RECORDS, start=1):
-        assert f"Record {record} (example {k} of 3)" in text
+        assert f"Record {record} (saved example record {k} of 3)" in text
 
 
 def test_median_beat_marks_the_st_reading_not_r_plus_80(fail_pages: list[str]) -> None:

@@ -47,7 +47,8 @@ def attack_pages(ctx: Context) -> list[Flowable]:
             continue
         changed = sample.before != sample.after
         story.append(Paragraph(
-            f"Record <b>{escape(sample.record)}</b> (example {sample.index + 1} of {sample.count}) — clean decision "
+            f"Record <b>{escape(sample.record)}</b> (saved example record {sample.index + 1} of {sample.count}) — "
+            "clean decision "
             f"<b>{escape(sample.before)}</b> → decision under attack "
             f"<b><font color='{'#cc1414' if changed else '#1a8c33'}'>{escape(sample.after)}</font></b>"
             f"{' (changed)' if changed else ' (unchanged)'}. "

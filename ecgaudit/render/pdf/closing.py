@@ -92,14 +92,22 @@ def _attack_sentence(attack: Mapping[str, Any]) -> str:
         after = h.get("fooling_rate") or {}
         hi, base_lo = _bound(after, 1), _bound(unfiltered, 0)
         if hi is not None and base_lo is not None and hi < base_lo:
-            text += (f" A {h.get('cutoff_hz')} Hz front-end high-pass removes much of the effect "
-                     f"({pct(unfiltered.get('value'))} → {pct(after.get('value'))}): part of the perturbation is "
-                     "baseline offset that an ECG front end would filter out.")
+            before_v, after_v = unfiltered.get("value") or 0.0, after.get("value") or 0.0
+            how = "removes most of the effect" if after_v <= 0.5 * before_v else "lowers the rate"
+            text += (f" A {h.get('cutoff_hz')} Hz front-end high-pass {how} "
+                     f"({pct(before_v)} → {pct(after_v)}): part of the perturbation is baseline offset that an "
+                     "ECG front end would filter out.")
             break
     newly = get(attack, "clinical", "st", "mi_criteria", "newly_met", default={}) or {}
     if newly.get("successes"):
+        mi = get(attack, "clinical", "st", "mi_criteria", default={}) or {}
         text += (f" {newly['successes']} of {newly.get('total', '?')} attacked records newly meet the ST-elevation "
-                 "criteria of MI: the forgery is measurable as clinical ST change.")
+                 f"criteria of MI (records meeting them: clean {mi.get('clean_met', '?')}, attacked "
+                 f"{mi.get('adversarial_met', '?')})")
+        low = _bound(newly, 0)
+        # Only a share clearly above zero is a forgery of ST change; a record or two at the cut-point is noise.
+        text += (": the forgery is measurable as clinical ST change." if low is not None and low >= 0.02 else
+                 ": records near the cut-point, not a systematic ST forgery.")
     return text
 
 

@@ -187,7 +187,8 @@ class PerturbationLeads(Figure):
         self.cols = 1 if n <= 1 else 2
         peak = max([float(np.abs(self.delta).max()) if self.delta.size else 0.0]
                    + [float(e) for e in self.eps if e is not None])
-        half = (self.ROW_MM / 2 - 0.8)
+        # The largest excursion fills 60% of half a row: neighbouring rows' ±ε lines stay apart and readable.
+        half = 0.6 * (self.ROW_MM / 2 - 0.8)
         raw = half / peak if peak > 0 else 10.0
         self.gain = max(g for g in _one_two_five(raw) if g <= raw)
         self.bar_mv = _bar_value(4.0 / self.gain)
@@ -227,8 +228,8 @@ class PerturbationLeads(Figure):
             canv.setFont(FONT_BOLD, 8)
             canv.drawString(x0, base + 0.8 * mm, name)
             canv.setFont(FONT, 6.5)
-            eps_text = f"ε {eps:.3g} mV" if eps is not None else "ε n/a"
-            canv.drawString(x0, base - 2.6 * mm, f"{eps_text} · max |δ| {np.abs(self.delta[i]).max():.3g}")
+            eps_text = f"ε {eps:.2g}" if eps is not None else "ε n/a"
+            canv.drawString(x0, base - 2.6 * mm, f"{eps_text} · max {np.abs(self.delta[i]).max():.2g} mV")
         # The shared scale bar: vertical in mV at this gain, horizontal one second.
         bx = self.width - 25 * mm
         canv.setStrokeColor(CLEAN)

@@ -148,7 +148,7 @@ def _indicators(ctx: Context) -> list[Flowable]:
     story = section(ctx.result_heading("Attack-failure indicators"), new_page=False, level=1)
     story.append(Paragraph(
         "Evidence that an attack failed for reasons other than the model's robustness (after AutoAttack's checks and "
-        "Pintor et al., NeurIPS 2022). One that fires makes a verdict that would be PASS INCONCLUSIVE.",
+        "Pintor et al., NeurIPS 2022). One that fires turns a verdict that would be PASS into INCONCLUSIVE.",
         STYLES["body"]))
     if not indicators:
         return story + [Paragraph("This report holds no indicators (computed by scans only).", STYLES["body"])]
@@ -170,15 +170,18 @@ def _indicators(ctx: Context) -> list[Flowable]:
 def _evidence(evidence: Any) -> str:
     if not isinstance(evidence, Mapping) or not evidence:
         return "—"
-    parts = []
-    for key, value in evidence.items():
-        if isinstance(value, Mapping) and "value" in value:
-            text = rate(value)
-        elif isinstance(value, float):
-            text = fmt(value, ".3g")
-        elif isinstance(value, list) and len(value) > 6:
-            text = f"{len(value)} values"
-        else:
-            text = str(value)
-        parts.append(f"{key.replace('_', ' ')}: {text}")
-    return "; ".join(parts)
+    return "; ".join(f"{key.replace('_', ' ')}: {_evidence_value(value)}" for key, value in evidence.items())
+
+
+def _evidence_value(value: Any) -> str:
+    """A reader's rendering of one evidence value: rates with their interval, numbers to 3 figures, nested
+    records as `key value` pairs, short lists joined (never Python's repr)."""
+    if isinstance(value, Mapping) and "value" in value and "ci95" in value:
+        return rate(value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k.replace('_', ' ')} {_evidence_value(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return fmt(value, ".3g")
+    if isinstance(value, list | tuple):
+        return f"{len(value)} values" if len(value) > 6 else ", ".join(_evidence_value(v) for v in value) or "none"
+    return "—" if value is None else str(value)

@@ -194,7 +194,9 @@ def _threat_models(ctx: Context) -> list[Flowable]:
     knowledge: dict[str, str] = {}
     for attack in r.get("attacks") or []:
         for run in facts.threat_runs(attack):
-            knowledge.setdefault(str(run.get("threat_model")), str(run.get("knowledge") or ""))
+            # One attack's query budget is not the threat model's: the Setting column gives every budget.
+            text = str(run.get("knowledge") or "").split(" Query budget: ")[0]
+            knowledge.setdefault(str(run.get("threat_model")), text)
     surrogates = ", ".join(str(s.get("name", "?")) for s in settings.get("surrogates") or []
                            if isinstance(s, Mapping)) or "none usable"
     setting_text = {
