@@ -155,7 +155,8 @@ def run_threat_models(
                                      clean_eval=clean)
             runs.append(ThreatRun(threat, "ran", outcome=outcome))
         elif not modes:
-            runs.append(ThreatRun(threat, "not-possible", f"white-box gradients are not available: {no_gradients}"))
+            runs.append(ThreatRun(threat, "not-possible",
+                                  f"white-box gradients are not available: {no_gradients.rstrip('.')}"))
         else:
             runs.append(ThreatRun(threat, "not-applicable", "the model has no operator whose gradient is zero or "
                                   "undefined, so white-box gradients are exact"))
