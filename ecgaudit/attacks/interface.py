@@ -52,6 +52,22 @@ def changed(model: ModelAdapter, before: torch.Tensor, after: torch.Tensor) -> t
     return before != after
 
 
+def surrogate_decide(model: ModelAdapter, x_mv: torch.Tensor) -> torch.Tensor:
+    """The surrogate's decisions on `x_mv` `(N, L, T)` mV, for checks that need no gradient.
+
+    Runs in inference mode (no autograd bookkeeping at all) and returns an ordinary tensor, which later gradient
+    computations may index with.
+    """
+    with torch.inference_mode():
+        decisions = surrogate_decisions(model, model.torch_forward(x_mv))
+    return decisions.clone()
+
+
+def surrogate_fooled(model: ModelAdapter, x_mv: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """Per record: does the surrogate decide differently on `x_mv` than `before`? (no gradient; `(N,)` bool)"""
+    return changed(model, before, surrogate_decide(model, x_mv))
+
+
 @dataclass(frozen=True)
 class UniversalResult:
     """A universal perturbation `(L, T)` in mV plus attack-specific extras (e.g. the unfiltered v)."""
