@@ -90,6 +90,9 @@ class UniversalAttack(ABC):
 
     name: ClassVar[str]
     universal: ClassVar[bool] = True
+    needs_targets: ClassVar[bool] = True
+    """False for an attack that moves records off the surrogate's own decisions and ignores `targets`: the harness
+    then spares the runtime's clean pass over the craft split that the targets need."""
     constraint: PhysioConstraint
 
     @abstractmethod

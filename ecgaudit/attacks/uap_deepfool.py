@@ -129,6 +129,7 @@ class UniversalDeepFool(UniversalAttack):
     """
 
     name = "uap-deepfool"
+    needs_targets = False  # Alg. 1 moves each record off the surrogate's clean decision, not off a label
     constraint: PhysioConstraint
     fs: float
     target_fooling_rate: float = 0.8
