@@ -18,11 +18,6 @@ import torch.nn.functional as F
 from ecgaudit.constraints import LinfBox, PhysioConstraint
 from ecgaudit.models.interface import ModelAdapter
 
-SURROGATE_CHUNK = 8
-"""Records per surrogate forward (and backward) inside the attacks. On a 2-core CPU the bundled CNN costs about
-half as much per record at 4-8 records as at 64 (1.3 against 2.6 ms per inference record, 9 against 16 ms for a
-forward and four backward passes): at 64 records × 12 leads × 5000 samples the activations fall out of cache."""
-
 ProgressFn = Callable[[int, int], None]
 """Called as `progress(done, total)` while an attack works; units are the attack's own steps."""
 
@@ -57,20 +52,22 @@ def changed(model: ModelAdapter, before: torch.Tensor, after: torch.Tensor) -> t
     return before != after
 
 
-def surrogate_decide(model: ModelAdapter, x_mv: torch.Tensor) -> torch.Tensor:
+def surrogate_decide(model: ModelAdapter, x_mv: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
     """The surrogate's decisions on `x_mv` `(N, L, T)` mV, for checks that need no gradient.
 
-    Runs in inference mode (no autograd bookkeeping at all), `SURROGATE_CHUNK` records at a time, and returns an
+    Runs in inference mode (no autograd bookkeeping at all), `batch_size` records at a time, and returns an
     ordinary tensor, which later gradient computations may index with.
     """
     with torch.inference_mode():
-        decisions = surrogate_decisions(model, model.torch_forward(x_mv, batch_size=SURROGATE_CHUNK))
+        decisions = surrogate_decisions(model, model.torch_forward(x_mv, batch_size=batch_size))
     return decisions.clone()
 
 
-def surrogate_fooled(model: ModelAdapter, x_mv: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+def surrogate_fooled(
+    model: ModelAdapter, x_mv: torch.Tensor, before: torch.Tensor, *, batch_size: int = 64
+) -> torch.Tensor:
     """Per record: does the surrogate decide differently on `x_mv` than `before`? (no gradient; `(N,)` bool)"""
-    return changed(model, before, surrogate_decide(model, x_mv))
+    return changed(model, before, surrogate_decide(model, x_mv, batch_size=batch_size))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ecgaudit.attacks.interface import SURROGATE_CHUNK, PerSampleAttack, ProgressFn, attack_loss, no_progress
+from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, attack_loss, no_progress
 from ecgaudit.constraints import LinfBox
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
@@ -62,30 +62,24 @@ class PGD(PerSampleAttack):
         # tensor is 15 MB, and allocating (and page-faulting) six of them per step cost a fifth of the model's own
         # forward + backward on 2 cores. The perturbations are built directly in `out`.
         out = torch.empty_like(x_mv)
-        chunk = min(SURROGATE_CHUNK, self.batch_size)
-        x_adv = torch.empty_like(x_mv[:chunk])
+        x_adv = torch.empty_like(x_mv[: self.batch_size])
         sign = torch.empty_like(x_adv)
         total = x_mv.shape[0] * self.steps
         for start in range(0, x_mv.shape[0], self.batch_size):
-            stop = min(start + self.batch_size, x_mv.shape[0])
-            delta = out[start:stop]
-            # The random start is drawn per batch of `batch_size` records, whatever the chunking below.
+            x = x_mv[start : start + self.batch_size]
+            y = targets[start : start + self.batch_size]
+            delta, xa, sign_a = out[start : start + len(x)], x_adv[: len(x)], sign[: len(x)]
             if self.random_start:
-                torch.rand(delta.shape, generator=generator, out=delta).mul_(2).sub_(1).mul_(eps)
+                torch.rand(x.shape, generator=generator, out=delta).mul_(2).sub_(1).mul_(eps)
             else:
                 delta.zero_()
             for i in range(self.steps):
-                # Records are independent, so each step runs chunk by chunk (`SURROGATE_CHUNK`): the same gradients,
-                # with the activations still in cache when the backward pass reads them.
-                for lo in range(start, stop, chunk):
-                    hi = min(lo + chunk, stop)
-                    x, d, xa, sign_a = x_mv[lo:hi], out[lo:hi], x_adv[: hi - lo], sign[: hi - lo]
-                    torch.add(x, d, out=xa)
-                    xa.requires_grad_(True)
-                    loss = attack_loss(model, model.torch_forward(xa, batch_size=chunk), targets[lo:hi])
-                    (grad,) = torch.autograd.grad(loss, xa)
-                    xa.requires_grad_(False)
-                    # Π_ε(δ + step·sign ∇): the L∞ box's clip (`LinfBox.project`), in place.
-                    d.addcmul_(torch.sign(grad, out=sign_a), step).clamp_(-eps, eps)
-                progress(start * self.steps + (i + 1) * (stop - start), total)
+                torch.add(x, delta, out=xa)
+                xa.requires_grad_(True)
+                loss = attack_loss(model, model.torch_forward(xa), y)
+                (grad,) = torch.autograd.grad(loss, xa)
+                xa.requires_grad_(False)
+                # Π_ε(δ + step·sign ∇): the L∞ box's clip (`LinfBox.project`), in place.
+                delta.addcmul_(torch.sign(grad, out=sign_a), step).clamp_(-eps, eps)
+                progress(start * self.steps + (i + 1) * len(x), total)
         return out

@@ -159,7 +159,9 @@ class UniversalDeepFool(UniversalAttack):
     ) -> UniversalResult:
         n = x_mv.shape[0]
         v = torch.zeros(x_mv.shape[1:], dtype=x_mv.dtype)
-        clean = surrogate_decide(model, x_mv)
+        # Whole-split checks run in the attack's own batch size, as everything else here does: on one thread the
+        # bundled CNN costs 2.6 ms per record at 64 records and 1.3 ms at 8 (the activations stay in cache).
+        clean = surrogate_decide(model, x_mv, batch_size=self.batch_size)
         passes, fooling = 0, 0.0
         total = self.max_passes * n
         for passes in range(1, self.max_passes + 1):
@@ -174,7 +176,7 @@ class UniversalDeepFool(UniversalAttack):
                     flipped = steps.flipped
                     v = self._add_steps(model, x_mv, clean, v, todo[flipped], steps.r[flipped])
                 progress((passes - 1) * n + min(start + self.batch_size, n), total)
-            fooling = float(surrogate_fooled(model, x_mv + v, clean).float().mean())
+            fooling = float(surrogate_fooled(model, x_mv + v, clean, batch_size=self.batch_size).float().mean())
             if fooling >= self.target_fooling_rate:
                 break
         progress(total, total)
