@@ -152,3 +152,23 @@ def test_transfer_maps_leads_by_name_and_zero_fills_what_the_source_lacks() -> N
     assert np.allclose(carried[0], 12) and np.allclose(carried[1], 1) and np.allclose(carried[2], 0)
     records = np.stack([v, v + 1])  # per-record perturbations carry the same way
     assert np.allclose(carry(records, surrogate, Target())[1, 0], 13)  # type: ignore[arg-type]
+
+
+def test_the_runtime_labels_the_craft_split_only_for_attacks_that_use_targets(light, monkeypatch) -> None:
+    """uap-deepfool moves records off the surrogate's own decisions; a runtime pass over its craft split is waste."""
+    model, data = light
+    craft, evaluation = data.subset(np.arange(5)), data.subset(np.arange(5, 8))
+    seen: list[int] = []
+    raw_predict = model.raw_predict
+
+    def counting(x_mv: np.ndarray, **kwargs: Any) -> np.ndarray:
+        seen.append(len(x_mv))
+        return raw_predict(x_mv, **kwargs)
+
+    monkeypatch.setattr(model, "raw_predict", counting)
+    c = model.card
+    for name, params, labels_craft in (("uap-deepfool", {"max_passes": 1, "deepfool_max_iter": 2}, False),
+                                       ("scar", {"epochs": 1, "batch_size": 4}, True)):
+        seen.clear()
+        run_attack(build_attack(name, fs=c.fs, leads=c.leads, params=params), model, craft, evaluation, seed=0)
+        assert (craft.n_records in seen) == labels_craft, (name, seen)

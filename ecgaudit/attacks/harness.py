@@ -107,7 +107,8 @@ def run_attack(
     if isinstance(attack, UniversalAttack):
         if craft is None:
             raise AttackError(f"{attack.name} is universal and needs a craft split.")
-        targets = attack_targets(model, craft, evaluate_clean(model, craft))
+        targets = attack_targets(model, craft, evaluate_clean(model, craft)) if attack.needs_targets \
+            else torch.empty(0, dtype=torch.long)
         result = attack.craft(model, torch.from_numpy(craft.X), targets, generator=generator,
                               progress=reporter.task(f"{attack.name}: crafting", 1))
         delta, extras, info, n_craft = result.perturbation, result.extras, result.info, craft.n_records

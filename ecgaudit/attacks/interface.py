@@ -48,6 +48,24 @@ def changed(model: ModelAdapter, before: torch.Tensor, after: torch.Tensor) -> t
     return before != after
 
 
+def surrogate_decide(model: ModelAdapter, x_mv: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """The surrogate's decisions on `x_mv` `(N, L, T)` mV, for checks that need no gradient.
+
+    Runs in inference mode (no autograd bookkeeping at all), `batch_size` records at a time, and returns an
+    ordinary tensor, which later gradient computations may index with.
+    """
+    with torch.inference_mode():
+        decisions = surrogate_decisions(model, model.torch_forward(x_mv, batch_size=batch_size))
+    return decisions.clone()
+
+
+def surrogate_fooled(
+    model: ModelAdapter, x_mv: torch.Tensor, before: torch.Tensor, *, batch_size: int = 64
+) -> torch.Tensor:
+    """Per record: does the surrogate decide differently on `x_mv` than `before`? (no gradient; `(N,)` bool)"""
+    return changed(model, before, surrogate_decide(model, x_mv, batch_size=batch_size))
+
+
 @dataclass(frozen=True)
 class UniversalResult:
     """A universal perturbation `(L, T)` in mV plus attack-specific extras (e.g. the unfiltered v)."""
@@ -65,6 +83,9 @@ class UniversalAttack(ABC):
 
     name: ClassVar[str]
     universal: ClassVar[bool] = True
+    needs_targets: ClassVar[bool] = True
+    """False for an attack that moves records off the surrogate's own decisions and ignores `targets`: the harness
+    then spares the runtime's clean pass over the craft split that the targets need."""
     constraint: PhysioConstraint
 
     @abstractmethod

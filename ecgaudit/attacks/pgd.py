@@ -55,24 +55,31 @@ class PGD(PerSampleAttack):
         self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
         progress: ProgressFn = no_progress,
     ) -> torch.Tensor:
-        box = self.constraint
-        eps = box.eps_tensor(x_mv)
+        eps = self.constraint.eps_tensor(x_mv)
         # Madry's 2.5·ε/steps, lead by lead: a per-lead budget gets a per-lead step.
         step = eps * (2.5 / self.steps) if self.step_mv is None else torch.full_like(eps, self.step_mv)
+        # Every step works in place on buffers allocated once: at 64 records × 12 × 5000 samples each fresh
+        # tensor is 15 MB, and allocating (and page-faulting) six of them per step cost a fifth of the model's own
+        # forward + backward on 2 cores. The perturbations are built directly in `out`.
         out = torch.empty_like(x_mv)
+        x_adv = torch.empty_like(x_mv[: self.batch_size])
+        sign = torch.empty_like(x_adv)
         total = x_mv.shape[0] * self.steps
         for start in range(0, x_mv.shape[0], self.batch_size):
             x = x_mv[start : start + self.batch_size]
             y = targets[start : start + self.batch_size]
+            delta, xa, sign_a = out[start : start + len(x)], x_adv[: len(x)], sign[: len(x)]
             if self.random_start:
-                delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
+                torch.rand(x.shape, generator=generator, out=delta).mul_(2).sub_(1).mul_(eps)
             else:
-                delta = torch.zeros_like(x)
+                delta.zero_()
             for i in range(self.steps):
-                delta.requires_grad_(True)
-                loss = attack_loss(model, model.torch_forward(x + delta), y)
-                (grad,) = torch.autograd.grad(loss, delta)
-                delta = box.project(delta.detach() + step * grad.sign())
+                torch.add(x, delta, out=xa)
+                xa.requires_grad_(True)
+                loss = attack_loss(model, model.torch_forward(xa), y)
+                (grad,) = torch.autograd.grad(loss, xa)
+                xa.requires_grad_(False)
+                # Π_ε(δ + step·sign ∇): the L∞ box's clip (`LinfBox.project`), in place.
+                delta.addcmul_(torch.sign(grad, out=sign_a), step).clamp_(-eps, eps)
                 progress(start * self.steps + (i + 1) * len(x), total)
-            out[start : start + len(x)] = delta
         return out

@@ -18,7 +18,9 @@ from ecgaudit.attacks.interface import (
     UniversalResult,
     changed,
     no_progress,
+    surrogate_decide,
     surrogate_decisions,
+    surrogate_fooled,
 )
 from ecgaudit.constraints import PhysioConstraint
 from ecgaudit.errors import AttackError
@@ -45,37 +47,37 @@ def deepfool_batch(
     """
     x = x.detach()
     r_total = torch.zeros_like(x)
-    active = torch.ones(x.shape[0], dtype=torch.bool)
     flipped = torch.zeros(x.shape[0], dtype=torch.bool)
+    active = torch.arange(x.shape[0])  # rows not flipped yet
     boundary = None
     if model.card.multilabel:
         assert model.card.thresholds is not None
         thr = torch.tensor(model.card.thresholds, dtype=x.dtype)
         boundary = torch.log(thr) - torch.log1p(-thr)
     for iteration in range(max_iter + 1):
-        idx = active.nonzero().flatten()
-        if not len(idx):
-            break
         last = iteration == max_iter
         # Callers pass records they have just found unflipped, so the first forward keeps its graph. Later ones
         # run without: most rows flip within two or three steps, and a backward pass costs the whole batch, so
         # only the rows still unflipped are run again with gradients.
-        grad_first = iteration == 0 and not last
-        xa = (x + (1 + overshoot) * r_total)[idx].requires_grad_(grad_first)
-        with torch.set_grad_enabled(grad_first):
-            logits = model.torch_forward(xa)
-        hit = changed(model, original[idx], surrogate_decisions(model, logits.detach()))
-        flipped[idx[hit]] = True
-        active[idx[hit]] = False
-        if last or hit.all():
-            break
-        keep = idx[~hit]
-        if not grad_first:
-            xa = xa[~hit].requires_grad_(True)
-            step = _linearised_step(model, model.torch_forward(xa), xa, original[keep], boundary)
+        if iteration == 0 and not last:
+            point = x.clone().requires_grad_(True)
+            logits = model.torch_forward(point)
+            hit = changed(model, original, surrogate_decisions(model, logits.detach()))
         else:
-            step = _linearised_step(model, logits, xa, original[idx], boundary)[~hit]
-        r_total[keep] = r_total[keep] + step
+            point = x[active] + (1 + overshoot) * r_total[active]
+            hit = surrogate_fooled(model, point, original[active])
+        flipped[active[hit]] = True
+        keep = ~hit
+        if last or not keep.any():
+            break
+        rows = active[keep]
+        if iteration == 0:
+            step = _linearised_step(model, logits, point, original, boundary)[keep]
+        else:
+            xa = point[keep].requires_grad_(True)
+            step = _linearised_step(model, model.torch_forward(xa), xa, original[rows], boundary)
+        r_total[rows] += step
+        active = rows
     return DeepFoolSteps(r=(1 + overshoot) * r_total, flipped=flipped)
 
 
@@ -100,17 +102,20 @@ def _linearised_step(
         objectives = [logits[:, k] for k in range(n_classes)]
         f = z - boundary  # distance to each class's own threshold, in logit units
     last = len(objectives) - 1
-    w = torch.stack(
-        [torch.autograd.grad(obj.sum(), xa, retain_graph=j < last)[0] for j, obj in enumerate(objectives)], dim=1
-    ).flatten(2)  # (B, K', L*T)
-    w_norm = w.norm(dim=2).clamp_min(1e-12)
+    grads = [torch.autograd.grad(obj.sum(), xa, retain_graph=j < last)[0] for j, obj in enumerate(objectives)]
+    w_norm = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).clamp_min(1e-12)  # (B, K')
     best = (f.abs() / w_norm).argmin(dim=1)
     f_best = f[rows, best]
     # Linearised step onto the boundary: |f|/‖w‖² along w, towards the side where the decision flips
     # (single-label f < 0, so +w; multi-label against the sign of z_k − boundary).
     direction = -torch.sign(f_best) if boundary is not None else torch.ones_like(f_best)
-    step = (direction * (f_best.abs() + 1e-4) / w_norm[rows, best] ** 2).view(-1, 1) * w[rows, best]
-    return step.view(xa.shape)
+    scale = direction * (f_best.abs() + 1e-4) / w_norm[rows, best] ** 2
+    step = torch.empty_like(xa)
+    for j, g in enumerate(grads):  # each row takes its own best w; no (B, K', L·T) stack of every gradient
+        chosen = best == j
+        if chosen.any():
+            step[chosen] = scale[chosen].view(-1, *([1] * (g.dim() - 1))) * g[chosen]
+    return step
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class UniversalDeepFool(UniversalAttack):
     """
 
     name = "uap-deepfool"
+    needs_targets = False  # Alg. 1 moves each record off the surrogate's clean decision, not off a label
     constraint: PhysioConstraint
     fs: float
     target_fooling_rate: float = 0.8
@@ -153,17 +159,16 @@ class UniversalDeepFool(UniversalAttack):
     ) -> UniversalResult:
         n = x_mv.shape[0]
         v = torch.zeros(x_mv.shape[1:], dtype=x_mv.dtype)
-        with torch.no_grad():
-            clean = surrogate_decisions(model, model.torch_forward(x_mv))
+        # Whole-split checks run in the attack's own batch size, as everything else here does: on one thread the
+        # bundled CNN costs 2.6 ms per record at 64 records and 1.3 ms at 8 (the activations stay in cache).
+        clean = surrogate_decide(model, x_mv, batch_size=self.batch_size)
         passes, fooling = 0, 0.0
         total = self.max_passes * n
         for passes in range(1, self.max_passes + 1):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                with torch.no_grad():
-                    fooled = changed(model, clean[idx], surrogate_decisions(model, model.torch_forward(x_mv[idx] + v)))
-                todo = idx[~fooled]
+                todo = idx[~surrogate_fooled(model, x_mv[idx] + v, clean[idx])]
                 if len(todo):
                     steps = deepfool_batch(
                         model, x_mv[todo] + v, clean[todo], max_iter=self.deepfool_max_iter, overshoot=self.overshoot
@@ -171,10 +176,7 @@ class UniversalDeepFool(UniversalAttack):
                     flipped = steps.flipped
                     v = self._add_steps(model, x_mv, clean, v, todo[flipped], steps.r[flipped])
                 progress((passes - 1) * n + min(start + self.batch_size, n), total)
-            with torch.no_grad():
-                fooling = float(
-                    changed(model, clean, surrogate_decisions(model, model.torch_forward(x_mv + v))).float().mean()
-                )
+            fooling = float(surrogate_fooled(model, x_mv + v, clean, batch_size=self.batch_size).float().mean())
             if fooling >= self.target_fooling_rate:
                 break
         progress(total, total)
@@ -206,11 +208,7 @@ class UniversalDeepFool(UniversalAttack):
             fooled = torch.zeros(len(records) - start, dtype=torch.bool)
             if len(records) - start > skip:
                 batch = records[start + skip :]
-                with torch.no_grad():
-                    now = surrogate_decisions(
-                        model, model.torch_forward(x_mv[batch] + torch.stack(candidates[skip:-1]))
-                    )
-                fooled[skip:] = changed(model, clean[batch], now)
+                fooled[skip:] = surrogate_fooled(model, x_mv[batch] + torch.stack(candidates[skip:-1]), clean[batch])
             hits = fooled.nonzero().flatten()
             if not len(hits):
                 return candidates[-1]
