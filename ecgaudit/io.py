@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_DEPTH = 64
 """Deepest nesting of arrays/objects (tables) accepted in any input; an ecgaudit report needs about 10."""
@@ -92,6 +95,8 @@ def _size(n_bytes: int) -> str:
 
 def nesting_depth(text: bytes, *, syntax: str = "json") -> int:
     """The deepest run of open `[`/`{` outside strings (and, for TOML, comments), without parsing."""
+    import numpy as np  # imported where used: the CLI's instant commands never load numpy
+
     pattern = _JSON_STRING if syntax == "json" else _TOML_STRING_OR_COMMENT
     stripped = np.frombuffer(pattern.sub(b"", text), dtype=np.uint8)
     # UTF-8 multi-byte sequences never contain ASCII bytes, so counting bytes is counting brackets.
@@ -151,6 +156,8 @@ def read_json_object(path: Path, what: str, error: type[Exception], *, max_bytes
 
 def npy_bytes(array: np.ndarray) -> bytes:
     """The exact bytes `np.save` writes for `array` as float32 (deterministic header)."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
     return buffer.getvalue()
@@ -158,6 +165,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An uncompressed `.npz` of plain (non-object) arrays."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
@@ -175,19 +184,22 @@ def json_bytes(document: Any) -> bytes:
 
 def finite(value: Any) -> Any:
     """Replace NaN and ±inf floats with None (JSON has no such numbers), recursively."""
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
+    # No numpy value can exist before numpy is imported, so the check never imports it.
+    np = sys.modules.get("numpy")
+    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return finite(value.tolist())
     return value
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):
         return str(value)

@@ -14,12 +14,13 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ecgaudit.errors import ProfileError
 from ecgaudit.io import bounded_toml
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 RATE_METRICS = ("accuracy", "fooling_rate", "attack_success_rate", "robust_accuracy")
 
@@ -91,6 +92,8 @@ def validate_profile(data: Any, source: str) -> dict[str, Any]:
     """Check parsed profile data against the schema and its cross-references; return it unchanged."""
     if not isinstance(data, dict):
         raise ProfileError(f"profile {source} must be a table of keys.")
+    import jsonschema  # loaded when a profile is checked: --help and argument errors never pay for it
+
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
@@ -106,7 +109,7 @@ def _key(path: list[Any]) -> str:
     return out or "top level"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: ValidationError) -> str:
     path = list(error.absolute_path)
     if error.validator == "required":
         missing = next((k for k in error.validator_value if k not in error.instance), "?")

@@ -100,7 +100,6 @@ def no_model_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("scan opened a model before validating its profile")
 
     monkeypatch.setattr(scan_cli, "open_model", forbidden)
-    monkeypatch.setattr(scan_cli, "load_model", forbidden)
 
 
 def assert_one_sentence(err: str, *needles: str) -> None:

@@ -10,9 +10,10 @@ import hashlib
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from ecgaudit.render.interface import Artifacts
 
@@ -35,6 +36,8 @@ def named_files(report: Mapping[str, Any]) -> list[str]:
 def load_artifacts(report: Mapping[str, Any], folder: Path, *, report_sha256: str | None = None,
                    key_fingerprint: str | None = None) -> Artifacts:
     """The samples and perturbations `report` names, read from `folder` and hashed."""
+    import numpy as np
+
     folder = Path(folder)
     digests: dict[str, str | None] = {}
     problems: dict[str, str] = {}

@@ -7,8 +7,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jsonschema
-
 from ecgaudit.errors import ReportError
 
 
@@ -23,6 +21,8 @@ def report_schema() -> dict[str, Any]:
 
 def schema_errors(report: Any) -> list[str]:
     """Every schema violation, as 'at <json path>: <message>' lines (shallowest first)."""
+    import jsonschema  # loaded on first validation, not by `--help`
+
     validator = jsonschema.Draft202012Validator(report_schema(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(report), key=lambda e: (len(list(e.absolute_path)), e.json_path))
     return [f"at {e.json_path}: {e.message}" for e in errors]
