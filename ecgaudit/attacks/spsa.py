@@ -44,7 +44,7 @@ class SPSA(PerSampleAttack):
     directions: int = 5
     probe: float = 0.5
     step: float = 0.5
-    batch_size: int = 256
+    batch_size: int = 64
     floor_hz: float = 0.0
 
     def __post_init__(self) -> None:
@@ -91,10 +91,12 @@ class SPSA(PerSampleAttack):
         for _ in range(self.queries // (2 * self.directions + 1)):
             if not len(active):
                 break
-            u = smooth_directions(search, self.fs, (self.directions, len(active), n_leads, n_samples),
-                                  generator, slope=1.0, floor_hz=self.floor_hz).numpy()
             estimate = np.zeros((len(active), n_leads, n_samples), dtype=np.float64)
-            for direction in u:
+            # One direction at a time: drawing all of them at once held directions × records × leads × samples
+            # floats through the FFT and the smoothing (GBs on 200 records at 500 Hz).
+            for _ in range(self.directions):
+                direction = smooth_directions(search, self.fs, (len(active), n_leads, n_samples), generator,
+                                              slope=1.0, floor_hz=self.floor_hz).numpy()
                 up = margin(model, runtime_log_scores(model, x[active] + delta[active] + self.probe * direction,
                                                       counter), reference[active])
                 down = margin(model, runtime_log_scores(model, x[active] + delta[active] - self.probe * direction,
