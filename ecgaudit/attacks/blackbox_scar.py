@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecgaudit.attacks.interface import ProgressFn, UniversalAttack, UniversalResult, no_progress
+from ecgaudit.attacks.interface import UniversalAttack, UniversalResult
 from ecgaudit.attacks.scores import QueryCounter, margin, margin_cap, runtime_log_scores
 from ecgaudit.constraints import PhysioConstraint
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 def smooth_directions(constraint: PhysioConstraint, fs: float, shape: tuple[int, ...],

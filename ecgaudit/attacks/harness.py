@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, UniversalAttack, no_progress
+from ecgaudit.attacks.interface import PerSampleAttack, UniversalAttack
 from ecgaudit.attacks.measure import measure, measure_records
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.data.splits import split_indices  # re-exported: the splitting code lives with the data
@@ -21,6 +21,7 @@ from ecgaudit.errors import AttackError
 from ecgaudit.evaluation import CleanEvaluation, evaluate_clean
 from ecgaudit.io import npy_bytes
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 class Reporter(Protocol):

@@ -18,9 +18,6 @@ from ecgaudit.constraints import LinfBox, PhysioConstraint
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.progress import ProgressFn, no_progress
 
-__all__ = ["ProgressFn", "no_progress"]  # re-exported: attacks take them from here
-
-
 
 def attack_loss(model: ModelAdapter, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Summed loss an untargeted attack ascends: cross-entropy, or BCE for a multi-label (sigmoid) model.

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from ecgaudit.attacks.interface import ProgressFn, no_progress
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation, is_correct
 from ecgaudit.metrics import misdiagnosis, per_lead_norms, power_fraction_below, snr_db, ssim_1d, wilson
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 def measure(

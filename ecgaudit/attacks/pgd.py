@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
-from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, attack_loss, no_progress
+from ecgaudit.attacks.interface import PerSampleAttack, attack_loss
 from ecgaudit.constraints import LinfBox
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 @dataclass(frozen=True)

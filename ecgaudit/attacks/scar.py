@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from ecgaudit.attacks.interface import ProgressFn, UniversalAttack, UniversalResult, attack_loss, no_progress
+from ecgaudit.attacks.interface import UniversalAttack, UniversalResult, attack_loss
 from ecgaudit.constraints import PhysioConstraint
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 @dataclass(frozen=True)

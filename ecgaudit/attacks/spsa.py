@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from ecgaudit.attacks.blackbox_scar import smooth_directions
-from ecgaudit.attacks.interface import PerSampleAttack, ProgressFn, no_progress
+from ecgaudit.attacks.interface import PerSampleAttack
 from ecgaudit.attacks.scores import QueryCounter, changed, margin, runtime_log_scores
 from ecgaudit.constraints import LinfBox, PhysioConstraint
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 SEARCH_CUTOFF_HZ = 15.0
 SEARCH_WINDOW_MS = 50.0

@@ -13,11 +13,9 @@ from typing import Any
 import torch
 
 from ecgaudit.attacks.interface import (
-    ProgressFn,
     UniversalAttack,
     UniversalResult,
     changed,
-    no_progress,
     surrogate_decide,
     surrogate_decisions,
     surrogate_fooled,
@@ -25,6 +23,7 @@ from ecgaudit.attacks.interface import (
 from ecgaudit.constraints import PhysioConstraint
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.progress import ProgressFn, no_progress
 
 
 @dataclass(frozen=True)
