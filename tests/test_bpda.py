@@ -8,7 +8,6 @@ value, at the rounding ties and saturation edges.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ from ecgaudit.leads import STANDARD_LEADS
 from ecgaudit.models import load_model, onnx_converters
 from ecgaudit.models.bpda import BPDA, WHITE_BOX
 
+from .graph_edits import prepend_rounding, quantize_int8
+
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 CNN = MODELS / "cnn.onnx"
 
@@ -35,25 +36,9 @@ def _records(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return data.X, data.labels.argmax(axis=1)
 
 
-def _with_card(path: Path) -> Path:
-    shutil.copy(MODELS / "cnn.card.json", path.with_name(path.stem + ".card.json"))
-    return path
-
-
 def rounded_cnn(path: Path, *, step_mv: float = 1e-3) -> Path:
     """The bundled CNN with its input rounded to the nearest `step_mv` (Mul, Round, Div in front)."""
-    model = onnx.load(str(CNN))
-    graph = model.graph
-    ecg = graph.input[0].name
-    graph.input[0].name = "ecg_raw"
-    graph.initializer.append(numpy_helper.from_array(np.array(1.0 / step_mv, np.float32), "per_mv"))
-    front = [helper.make_node("Mul", ["ecg_raw", "per_mv"], ["scaled"]),
-             helper.make_node("Round", ["scaled"], ["rounded"]),
-             helper.make_node("Div", ["rounded", "per_mv"], [ecg])]
-    for node in reversed(front):
-        graph.node.insert(0, node)
-    onnx.save(model, str(path))
-    return _with_card(path)
+    return prepend_rounding(CNN, path, step_mv)
 
 
 def _grad(adapter, x: np.ndarray, y: np.ndarray, mode: str = WHITE_BOX) -> torch.Tensor:
@@ -100,27 +85,9 @@ def test_gradient_mode_is_scoped_and_checked(tmp_path: Path) -> None:
             pass
 
 
-class _SyntheticReader:
-    """onnxruntime's CalibrationDataReader protocol over builtin:synthetic records."""
-
-    def __init__(self, input_name: str, n: int = 6) -> None:
-        x, _ = _records(n, seed=2)
-        self._feeds = iter([{input_name: x[i : i + 1]} for i in range(n)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
-
-
 @pytest.fixture(scope="module")
 def int8_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
-
-    folder = tmp_path_factory.mktemp("int8")
-    dynamic, static = folder / "dynamic.onnx", folder / "qdq.onnx"
-    quantize_dynamic(str(CNN), str(dynamic))
-    reader = _SyntheticReader(onnx.load(str(CNN)).graph.input[0].name)
-    quantize_static(str(CNN), str(static), reader, quant_format=QuantFormat.QDQ)  # type: ignore[arg-type]
-    return {"dynamic": _with_card(dynamic), "qdq": _with_card(static)}
+    return quantize_int8(CNN, tmp_path_factory.mktemp("int8"))
 
 
 @pytest.mark.parametrize(("export", "masking_op", "converted_ops"), [

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import helper, numpy_helper
 
 from ecgaudit.attacks import build_attack
 from ecgaudit.attacks.blackbox_scar import BlackBoxSCAR, smooth_directions
@@ -28,28 +25,7 @@ from ecgaudit.scan import ScanConfig, run_scan
 from ecgaudit.threats import ThreatRun, worst_case
 
 from .conftest import MODELS
-
-
-def prepend_rounding(source: Path, target: Path, step_mv: float = 0.001) -> Path:
-    """Copy an ONNX model with its input rounded to the nearest `step_mv` in front (Mul, Round, Div): the same
-    decisions, zero gradients. The card is copied beside it."""
-    model = onnx.load(str(source))
-    graph = model.graph
-    original = graph.input[0].name
-    rounded_input = original + "_unrounded"
-    scale = numpy_helper.from_array(np.array(1.0 / step_mv, dtype=np.float32), "rounding_scale")
-    graph.initializer.extend([scale])
-    nodes = [helper.make_node("Mul", [rounded_input, "rounding_scale"], ["rounding_scaled"]),
-             helper.make_node("Round", ["rounding_scaled"], ["rounding_rounded"]),
-             helper.make_node("Div", ["rounding_rounded", "rounding_scale"], [original])]
-    graph.input[0].name = rounded_input
-    old = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes + old)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(target))
-    shutil.copy(source.with_name(source.stem + ".card.json"), target.with_name(target.stem + ".card.json"))
-    return target
+from .graph_edits import prepend_rounding, prepend_shrink, quantize_int8
 
 
 def reduced(profile: Profile, n: int = 12) -> Profile:
@@ -228,23 +204,6 @@ def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_faile
     assert label.startswith("per record")
 
 
-def prepend_shrink(source: Path, target: Path) -> Path:
-    """Copy an ONNX model with `Shrink(lambd=0, bias=0)` — the identity, an operator onnx2torch cannot convert —
-    in front: the same decisions on the runtime, no differentiable copy."""
-    model = onnx.load(str(source))
-    graph = model.graph
-    original = graph.input[0].name
-    graph.input[0].name = original + "_raw"
-    nodes = [helper.make_node("Shrink", [original + "_raw"], [original], lambd=0.0, bias=0.0)]
-    old = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes + old)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(target))
-    shutil.copy(source.with_name(source.stem + ".card.json"), target.with_name(target.stem + ".card.json"))
-    return target
-
-
 def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_box(tmp_path: Path) -> None:
     path = prepend_shrink(MODELS / "cnn-ml100.onnx", tmp_path / "shrink.onnx")
     profile = reduced(load_profile("ci"), n=16)
@@ -261,30 +220,6 @@ def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_
     assert report["sweep"]["skipped"] and report["sweep"]["points"] == []
 
 
-def _quantized(kind: str, folder: Path) -> Path:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_dynamic, quantize_static
-
-    source = MODELS / "cnn.onnx"
-    target = folder / f"cnn-int8-{kind}.onnx"
-    if kind == "dynamic":
-        quantize_dynamic(str(source), str(target))
-    else:
-        c = load_model(source).card
-        x = load_dataset("builtin:synthetic:n=8,seed=2", fs=c.fs, n_samples=c.n_samples, leads=c.leads).X
-        name = onnx.load(str(source)).graph.input[0].name
-
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.feeds = iter([{name: x[i:i + 1]} for i in range(len(x))])
-
-            def get_next(self):  # noqa: ANN201 - onnxruntime's protocol
-                return next(self.feeds, None)
-
-        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ)
-    shutil.copy(MODELS / "cnn.card.json", target.with_name(target.stem + ".card.json"))
-    return target
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dynamic", "qdq"])
 def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_path: Path, kind: str) -> None:
@@ -292,7 +227,7 @@ def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_pat
 
     settings = {"n_craft": 48, "n_eval": 48, "seed": 0, "params": {"epochs": 5, "batch_size": 16}}
     float_doc = attack_document(execute(plan_attack(load_model(MODELS / "cnn.onnx"), "scar", **settings)))
-    int8 = load_model(_quantized(kind, tmp_path))
+    int8 = load_model(quantize_int8(MODELS / "cnn.onnx", tmp_path)[kind])
     assert int8.gradient_modes == ("white-box", "bpda")
     doc = attack_document(execute(plan_attack(int8, "scar", **settings)))
     by_threat = {t["threat_model"]: t for t in doc["threat_models"]}
