@@ -49,30 +49,23 @@ def test_a_negative_seed(run_cli, no_attack, tmp_path: Path) -> None:
     assert "seed" in err
 
 
-def test_a_billion_records(run_cli, no_attack, tmp_path: Path) -> None:
-    profile = _profile(tmp_path, "n_craft = 64", "n_craft = 1000000000")
+PROFILE_EDITS = {
+    "a-billion-records": ("n_craft = 64", "n_craft = 1000000000", "n_craft"),
+    "a-pgd-budget-list-of-the-wrong-length": ("params = { eps_mv = 0.01, steps = 5 }",
+                                              "params = { eps_mv = [0.01, 0.02], steps = 5 }",
+                                              "eps_mv has 2 values but the model has 12 leads"),
+    "a-parameter-the-schema-accepts-but-the-attack-rejects": (
+        'params = { epochs = 5, batch_size = 16, lead_space = "8" }',
+        'params = { epochs = 5, batch_size = 16, cutoff_hz = 10, low_hz = 20 }', "low_hz"),
+    "a-non-finite-number-in-a-profile": ("threshold = 0.80", "threshold = nan", "not a finite number"),
+}
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), PROFILE_EDITS.values(), ids=PROFILE_EDITS.keys())
+def test_a_bad_profile_value(run_cli, no_attack, tmp_path: Path, old: str, new: str, needle: str) -> None:
+    profile = _profile(tmp_path, old, new)
     err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
-    assert "n_craft" in err
-
-
-def test_a_pgd_budget_list_of_the_wrong_length(run_cli, no_attack, tmp_path: Path) -> None:
-    profile = _profile(tmp_path, "params = { eps_mv = 0.01, steps = 5 }",
-                       "params = { eps_mv = [0.01, 0.02], steps = 5 }")
-    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
-    assert "eps_mv has 2 values but the model has 12 leads" in err
-
-
-def test_a_parameter_the_schema_accepts_but_the_attack_rejects(run_cli, no_attack, tmp_path: Path) -> None:
-    profile = _profile(tmp_path, 'params = { epochs = 5, batch_size = 16, lead_space = "8" }',
-                       'params = { epochs = 5, batch_size = 16, cutoff_hz = 10, low_hz = 20 }')
-    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
-    assert "low_hz" in err
-
-
-def test_a_non_finite_number_in_a_profile(run_cli, no_attack, tmp_path: Path) -> None:
-    profile = _profile(tmp_path, "threshold = 0.80", "threshold = nan")
-    err = _refused(run_cli, no_attack, LIGHT, "--profile", profile, "--out", tmp_path / "o")
-    assert "not a finite number" in err
+    assert needle in err
 
 
 def test_transfer_to_a_model_whose_leads_the_source_lacks(run_cli, no_attack, tmp_path: Path) -> None:
