@@ -45,17 +45,11 @@ MaxBytesOpt = Annotated[int | None, typer.Option("--max-model-bytes", min=1, hel
 
 def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, timeout_s: float | None = None,
                max_bytes: int | None = None) -> ModelAdapter:
-    """Load the model (the first step that needs torch: commands that never get here stay instant)."""
-    load_model = load_model_stack()
-    return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes)
-
-
-def load_model_stack():  # noqa: ANN201 - returns ecgaudit.models.load_model
-    """Import torch and the model stack, once, when a command first needs a model; `--help`, argument, profile and
-    path errors never pay for it (seconds and hundreds of MB)."""
+    """Load the model. This is the first step that needs torch and the model stack, so they are imported here:
+    `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB)."""
     import torch
 
     from ecgaudit.models import load_model
 
     torch.set_flush_denormal(True)  # denormal floats in conv layers cost 10-100x on x86; flush them once per run
-    return load_model
+    return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes)
