@@ -30,6 +30,7 @@ from ecgaudit.attacks.transfer import conform_perturbation
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.report.model import QUERY_BUDGET_SENTENCE
 
 THREAT_MODELS: tuple[str, ...] = ("white-box", "bpda", "transfer", "black-box")
 GRADIENT_THREATS: tuple[str, ...] = ("white-box", "bpda")
@@ -111,15 +112,11 @@ def gradients(model: ModelAdapter, mode: str) -> Iterator[None]:
         yield
 
 
-BUDGET_SENTENCE = " Query budget: "
-"""Starts the sentence of `knowledge` that states one attack's query budget (summaries across attacks drop it)."""
-
-
 def knowledge(threat_model: str, model: ModelAdapter, settings: ThreatSettings,
               surrogates: Sequence[Surrogate], queries: int | None = None, unit: str | None = None) -> str:
     ops = ", ".join(model.bpda_ops) or "none"
     names = ", ".join(s.name for s in surrogates) or "none"
-    budget = f"{BUDGET_SENTENCE}{queries:,} queries {unit or ''}".rstrip() + "." if queries is not None else ""
+    budget = f"{QUERY_BUDGET_SENTENCE}{queries:,} queries {unit or ''}".rstrip() + "." if queries is not None else ""
     return KNOWLEDGE[threat_model].format(ops=ops, surrogates=names, budget=budget)
 
 

@@ -57,6 +57,11 @@ class Perturbation(TypedDict):
     path: str
 
 
+QUERY_BUDGET_SENTENCE = " Query budget: "
+"""Starts the last sentence of a black-box `knowledge` text: that one attack's query budget (summaries across
+attacks cut it off there)."""
+
+
 class ThreatModelResult(TypedDict):
     """One attack under one threat model: what the attacker knew, whether it ran, and its own figures."""
 

@@ -16,6 +16,7 @@ from reportlab.platypus import Flowable, Paragraph
 from ecgaudit.render import facts
 from ecgaudit.render.pdf.context import Context
 from ecgaudit.render.pdf.text import STYLES, bullets, fmt, get, id_width, kv_table, mono, section, table
+from ecgaudit.report.model import QUERY_BUDGET_SENTENCE
 
 ATTACK_METHODS = {
     "pgd": (
@@ -195,7 +196,7 @@ def _threat_models(ctx: Context) -> list[Flowable]:
     for attack in r.get("attacks") or []:
         for run in facts.threat_runs(attack):
             # One attack's query budget is not the threat model's: the Setting column gives every budget.
-            text = str(run.get("knowledge") or "").split(" Query budget: ")[0]
+            text = str(run.get("knowledge") or "").split(QUERY_BUDGET_SENTENCE)[0]
             knowledge.setdefault(str(run.get("threat_model")), text)
     surrogates = ", ".join(str(s.get("name", "?")) for s in settings.get("surrogates") or []
                            if isinstance(s, Mapping)) or "none usable"
