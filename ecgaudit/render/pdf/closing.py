@@ -98,9 +98,9 @@ def _attack_sentence(attack: Mapping[str, Any]) -> str:
                      f"({pct(before_v)} → {pct(after_v)}): part of the perturbation is baseline offset that an "
                      "ECG front end would filter out.")
             break
-    newly = get(attack, "clinical", "st", "mi_criteria", "newly_met", default={}) or {}
+    mi = get(attack, "clinical", "st", "mi_criteria", default={}) or {}
+    newly = mi.get("newly_met") or {}
     if newly.get("successes"):
-        mi = get(attack, "clinical", "st", "mi_criteria", default={}) or {}
         text += (f" {newly['successes']} of {newly.get('total', '?')} attacked records newly meet the ST-elevation "
                  f"criteria of MI (records meeting them: clean {mi.get('clean_met', '?')}, attacked "
                  f"{mi.get('adversarial_met', '?')})")
