@@ -192,7 +192,7 @@ def load_aecg(
     """Read an HL7 aECG file, or the `*.xml` files of a folder, and conform them to the model."""
     files = record_files(Path(path), ".xml", "HL7 aECG", n_records)
     return build_dataset(
-        [read_aecg_file(f) for f in files], fs=fs, n_samples=n_samples, leads=leads, classes=None,
+        (read_aecg_file(f) for f in files), count=len(files), fs=fs, n_samples=n_samples, leads=leads, classes=None,
         source=f"aecg:{Path(path)}", patient_field=PATIENT_FIELD,
     )
 

@@ -24,8 +24,8 @@ The output is float32 `(N, len(leads), n_samples)` in mV.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -188,36 +188,66 @@ def conform_one(
     return out, issues
 
 
+def _check_contract(fs: float, n_samples: int, leads: Sequence[str]) -> tuple[str, ...]:
+    if not (math.isfinite(fs) and fs > 0) or n_samples <= 0 or not leads:
+        raise ValueError(f"bad model contract: fs={fs!r}, n_samples={n_samples!r}, leads={tuple(leads)!r}")
+    wanted = tuple(lead_key(lead) for lead in leads)
+    if len(set(wanted)) != len(leads):
+        raise ValueError(f"model leads repeat a lead: {tuple(leads)!r}")
+    return wanted
+
+
+def _refuse_absent_leads(records: Sequence[RawRecord], wanted: tuple[str, ...]) -> None:
+    """A lead no record holds is not a quality problem of some records: the data does not fit the model.
+    Lead names alone show it, so a source whose records are all at hand is refused before any is conformed."""
+    named = set().union(*({lead_key(name) for name in rec.lead_names} for rec in records)) if records else set()
+    if absent := [lead for lead in wanted if lead not in named]:
+        raise missing_lead_error(records[0], absent, wanted)
+
+
 def conform_records(
     records: Sequence[RawRecord], *, fs: float, n_samples: int, leads: Sequence[str]
 ) -> tuple[np.ndarray, tuple[QualityIssue, ...]]:
     """Conform records to the model: float32 `(N, len(leads), n_samples)` in mV, and quality issues."""
-    if not (math.isfinite(fs) and fs > 0) or n_samples <= 0 or not leads:
-        raise ValueError(f"bad model contract: fs={fs!r}, n_samples={n_samples!r}, leads={tuple(leads)!r}")
-    if len({lead_key(lead) for lead in leads}) != len(leads):
-        raise ValueError(f"model leads repeat a lead: {tuple(leads)!r}")
-    wanted = tuple(lead_key(lead) for lead in leads)
-    # A lead no record holds is not a quality problem of some records: the data does not fit the model.
-    # Lead names alone show it, so it is refused before any record is conformed.
-    named = set().union(*({lead_key(name) for name in rec.lead_names} for rec in records)) if records else set()
-    if absent := [lead for lead in wanted if lead not in named]:
-        raise missing_lead_error(records[0], absent, wanted)
-    X = np.zeros((len(records), len(leads), n_samples), dtype=np.float32)
+    _refuse_absent_leads(records, _check_contract(fs, n_samples, leads))
+    X, issues, _ = _conform_stream(iter(records), len(records), fs=fs, n_samples=n_samples, leads=leads)
+    return X, issues
+
+
+_NO_SAMPLES = np.zeros((0, 0), dtype=np.float32)
+
+
+def _conform_stream(
+    records: Iterator[RawRecord], count: int, *, fs: float, n_samples: int, leads: Sequence[str]
+) -> tuple[np.ndarray, tuple[QualityIssue, ...], list[RawRecord]]:
+    """Conform `count` records as they are read, keeping each one's conformed samples and metadata only.
+
+    Sources stream their records through here so that peak memory is the conformed array plus one record in
+    its source form, not every record read at once (PTB-XL's test fold is 1 GB as float64 samples).
+    """
+    wanted = _check_contract(fs, n_samples, leads)
+    X = np.zeros((count, len(leads), n_samples), dtype=np.float32)
     issues: list[QualityIssue] = []
+    metadata: list[RawRecord] = []
     missing_in: dict[str, int] = {}
     for i, rec in enumerate(records):
+        if i >= count:
+            raise ValueError(f"the source yielded more than the {count} records it announced")
         X[i], found = conform_one(rec, fs=fs, n_samples=n_samples, leads=leads)
+        metadata.append(replace(rec, signal=_NO_SAMPLES))
         issues.extend(found)
         for q in found:
             if q.kind == "missing":
                 missing_in[q.lead] = missing_in.get(q.lead, 0) + 1
-    if nowhere := [lead for lead, count in missing_in.items() if count == len(records)]:
-        raise missing_lead_error(records[0], nowhere, wanted)
-    return X, tuple(issues)
+    if len(metadata) != count:
+        raise ValueError(f"the source yielded {len(metadata)} records but announced {count}")
+    if nowhere := [lead for lead in wanted if missing_in.get(lead, 0) == count and count]:
+        raise missing_lead_error(metadata[0], nowhere, wanted)
+    return X, tuple(issues), metadata
 
 
 def build_dataset(
-    records: Sequence[RawRecord],
+    records: Iterable[RawRecord],
     *,
     fs: float,
     n_samples: int,
@@ -225,30 +255,37 @@ def build_dataset(
     classes: Sequence[str] | None,
     source: str,
     patient_field: str | None = None,
+    count: int | None = None,
 ) -> EcgDataset:
     """Conform `records` and wrap them, with labels, manifest and patients, into an `EcgDataset`.
 
-    `patient_field` names where the records' `patient_id`s come from; patients are recorded only when at
-    least one record has one.
+    `records` may be a sequence, or an iterator that reads each record when asked for it together with
+    `count`, the number it will yield: each record is then conformed and its samples dropped before the next
+    is read. `patient_field` names where the records' `patient_id`s come from; patients are recorded only when
+    at least one record has one.
     """
-    if not records:
+    if count is None:
+        records = list(records)
+        count = len(records)
+        _refuse_absent_leads(records, _check_contract(fs, n_samples, leads))
+    if not count:
         raise DataError(f"{source} holds no records; point ecgaudit at a source with at least one record.")
-    ids = [rec.record_id for rec in records]
+    X, quality, metadata = _conform_stream(iter(records), count, fs=fs, n_samples=n_samples, leads=leads)
+    ids = [rec.record_id for rec in metadata]
     seen: set[str] = set()
     for rid in ids:
         if rid in seen:
             raise DataError(f"{source} holds record id {rid} more than once; give every record a unique id.")
         seen.add(rid)
-    X, quality = conform_records(records, fs=fs, n_samples=n_samples, leads=leads)
     labels: np.ndarray | None = None
-    has_labels = [rec.labels is not None for rec in records]
+    has_labels = [rec.labels is not None for rec in metadata]
     if any(has_labels):
         if not all(has_labels) or classes is None:
             raise ValueError("either every record or no record must carry labels, and labels need classes")
-        labels = np.stack([np.asarray(rec.labels, dtype=np.uint8) for rec in records])
-        if labels.shape != (len(records), len(classes)):
-            raise ValueError(f"labels have shape {labels.shape}, expected {(len(records), len(classes))}")
-    has_patients = any(rec.patient_id is not None for rec in records)
+        labels = np.stack([np.asarray(rec.labels, dtype=np.uint8) for rec in metadata])
+        if labels.shape != (count, len(classes)):
+            raise ValueError(f"labels have shape {labels.shape}, expected {(count, len(classes))}")
+    has_patients = any(rec.patient_id is not None for rec in metadata)
     return EcgDataset(
         X=X,
         fs=float(fs),
@@ -257,8 +294,8 @@ def build_dataset(
         labels=labels,
         classes=None if labels is None else tuple(classes or ()),
         source=source,
-        manifest=tuple((rec.record_id, rec.sha256) for rec in records),
+        manifest=tuple((rec.record_id, rec.sha256) for rec in metadata),
         quality=quality,
-        patient_ids=tuple(rec.patient_id for rec in records) if has_patients else None,
+        patient_ids=tuple(rec.patient_id for rec in metadata) if has_patients else None,
         patient_field=patient_field if has_patients else None,
     )

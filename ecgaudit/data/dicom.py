@@ -190,8 +190,7 @@ def load_dicom(
 ) -> EcgDataset:
     """Read a DICOM ECG file, or the `*.dcm` files of a folder, and conform them to the model."""
     files = record_files(Path(path), ".dcm", "DICOM", n_records)
-    records = [read_dicom_file(f) for f in files]
     return build_dataset(
-        records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"dicom:{Path(path)}",
-        patient_field=PATIENT_FIELD,
+        (read_dicom_file(f) for f in files), count=len(files), fs=fs, n_samples=n_samples, leads=leads,
+        classes=None, source=f"dicom:{Path(path)}", patient_field=PATIENT_FIELD,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -123,35 +123,30 @@ def read_ptbxl(
     leads: Sequence[str] | None = None,
     fold: int = 10,
     n_records: int | None = None,
-) -> list[RawRecord]:
-    """Read the records of fold `fold` (in CSV order, at most `n_records`) with their superclass labels."""
+) -> tuple[int, Iterator[RawRecord]]:
+    """The number of records of fold `fold` (in CSV order, at most `n_records`) and an iterator that reads
+    them one at a time, with their superclass labels (the database and statements are checked first)."""
     root = Path(root)
     column = "filename_lr" if fs <= LR_MAX_FS else "filename_hr"
     db_path = root / DATABASE_CSV
     _, rows = _read_csv(db_path, ("ecg_id", "scp_codes", "strat_fold", column))
     table = diagnostic_classes(root / STATEMENTS_CSV)
-    records: list[RawRecord] = []
-    for row in rows:
-        ecg_id = row["ecg_id"].strip()
-        if _number(row["strat_fold"], f"strat_fold of ecg_id {ecg_id}", db_path) != fold:
-            continue
-        if n_records is not None and len(records) >= n_records:
-            break
-        raw = read_record(_record_path(root, row[column], ecg_id, column), leads=leads)
-        records.append(
-            RawRecord(
-                record_id=ecg_id,
-                signal=raw.signal,
-                fs=raw.fs,
-                lead_names=raw.lead_names,
-                sha256=raw.sha256,
-                labels=_labels(row["scp_codes"], ecg_id, table, db_path),
-                patient_id=_patient(row.get(PATIENT_FIELD)),
-            )
-        )
-    if not records and n_records != 0:
+    in_fold = [row for row in rows
+               if _number(row["strat_fold"], f"strat_fold of ecg_id {row['ecg_id'].strip()}", db_path) == fold]
+    if n_records is not None:
+        in_fold = in_fold[: max(n_records, 0)]
+    if not in_fold and n_records != 0:
         raise DataError(f"PTB-XL file {db_path} lists no records in strat_fold {fold}; pick another fold.")
-    return records
+    labelled = [(row["ecg_id"].strip(), row, _labels(row["scp_codes"], row["ecg_id"].strip(), table, db_path))
+                for row in in_fold]
+
+    def records() -> Iterator[RawRecord]:
+        for ecg_id, row, labels in labelled:
+            raw = read_record(_record_path(root, row[column], ecg_id, column), leads=leads)
+            yield RawRecord(record_id=ecg_id, signal=raw.signal, fs=raw.fs, lead_names=raw.lead_names,
+                            sha256=raw.sha256, labels=labels, patient_id=_patient(row.get(PATIENT_FIELD)))
+
+    return len(labelled), records()
 
 
 def load_ptbxl(
@@ -163,11 +158,13 @@ def load_ptbxl(
     fold: int = 10,
     n_records: int | None = None,
 ) -> EcgDataset:
-    """Read fold `fold` of a PTB-XL root and conform it to the model (`fs`, `n_samples`, `leads`)."""
-    records = read_ptbxl(root, fs=fs, leads=leads, fold=fold, n_records=n_records)
+    """Read fold `fold` of a PTB-XL root and conform it to the model (`fs`, `n_samples`, `leads`), one record
+    at a time."""
+    count, records = read_ptbxl(root, fs=fs, leads=leads, fold=fold, n_records=n_records)
     column = "filename_lr" if fs <= LR_MAX_FS else "filename_hr"
     return build_dataset(
         records,
+        count=count,
         fs=fs,
         n_samples=n_samples,
         leads=leads,

@@ -238,16 +238,6 @@ def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     )
 
 
-def read_wfdb(
-    path: str | Path, *, leads: Sequence[str] | None = None, n_records: int | None = None
-) -> list[RawRecord]:
-    """Read a WFDB record or every record in a folder (sorted by name); at most `n_records` of them."""
-    bases = list_records(path)
-    if n_records is not None:
-        bases = bases[: max(n_records, 0)]
-    return [read_record(b, leads=leads) for b in bases]
-
-
 def load_wfdb(
     path: str | Path,
     *,
@@ -257,8 +247,11 @@ def load_wfdb(
     n_records: int | None = None,
 ) -> EcgDataset:
     """Read WFDB record(s) and conform them to the model (`fs`, `n_samples`, `leads`)."""
-    records = read_wfdb(path, leads=leads, n_records=n_records)
+    bases = list_records(path)
+    if n_records is not None:
+        bases = bases[: max(n_records, 0)]
     return build_dataset(
-        records, fs=fs, n_samples=n_samples, leads=leads, classes=None, source=f"wfdb:{Path(path)}",
+        (read_record(b, leads=leads) for b in bases), count=len(bases), fs=fs, n_samples=n_samples, leads=leads,
+        classes=None, source=f"wfdb:{Path(path)}",
         patient_field=PATIENT_FIELD,
     )
