@@ -216,9 +216,15 @@ class ModelAdapter(ABC):
         Shapes: `(N, L, T)` mV -> `(N, K)`.
         """
         self._check_input(x_mv.shape)
-        with torch.no_grad():
-            inputs = self.prepare(torch.as_tensor(np.ascontiguousarray(x_mv), dtype=torch.float32)).numpy()
-        raw = self._run_batched(inputs, len(inputs), batch_size, self._timed_runtime_forward, np.concatenate)
+
+        def run(chunk: np.ndarray) -> np.ndarray:
+            # The card's preprocessing works on each record alone, so it runs a chunk at a time: memory then
+            # grows with the batch, not with the number of records.
+            with torch.no_grad():
+                inputs = self.prepare(torch.as_tensor(np.ascontiguousarray(chunk), dtype=torch.float32)).numpy()
+            return self._timed_runtime_forward(inputs)
+
+        raw = self._run_batched(x_mv, len(x_mv), batch_size, run, np.concatenate)
         self._check_output(raw, len(x_mv))
         return raw.astype(np.float32)
 
