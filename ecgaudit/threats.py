@@ -360,6 +360,7 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
     uniform noise in the ε box, drawn per record.
     """
     from ecgaudit.attacks.blackbox_scar import smooth_directions
+    from ecgaudit.attacks.measure import MEASURE_BATCH
     from ecgaudit.metrics import wilson
 
     generator = torch.Generator().manual_seed(seed + 7919)
@@ -367,15 +368,19 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
     eps = attack.constraint.eps_tensor(x)
     rates = []
     for _ in range(draws):
+        universal_delta = None
         if isinstance(attack, UniversalAttack):
             fs = float(attack.params()["fs"])
-            delta = smooth_directions(attack.constraint, fs, tuple(x.shape[1:]), generator, slope=1.0,
-                                      floor_hz=passband_floor_hz(model))
-        else:
-            delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
-        decisions = model.decide(model.predict((x + delta).numpy()))
-        before = clean.decisions
-        fooled = np.any(decisions != before, axis=1) if decisions.ndim == 2 else decisions != before
+            universal_delta = smooth_directions(attack.constraint, fs, tuple(x.shape[1:]), generator, slope=1.0,
+                                                floor_hz=passband_floor_hz(model))
+        decisions = []
+        for start in range(0, len(x), MEASURE_BATCH):  # a batch at a time: memory grows with the batch only
+            chunk = x[start : start + MEASURE_BATCH]
+            delta = universal_delta if universal_delta is not None else \
+                (torch.rand(chunk.shape, generator=generator) * 2 - 1) * eps
+            decisions.append(model.decide(model.predict((chunk + delta).numpy())))
+        after, before = np.concatenate(decisions), clean.decisions
+        fooled = np.any(after != before, axis=1) if after.ndim == 2 else after != before
         rates.append(wilson(int(fooled.sum()), len(fooled)).to_dict())
     values = [r["value"] for r in rates]
     kind = ("random smooth band-limited perturbations with the same ε, cutoff and smoothing"

@@ -143,7 +143,7 @@ def measure_outcome(
 
     def projected(d: torch.Tensor | np.ndarray) -> np.ndarray:
         tensor = d.detach() if isinstance(d, torch.Tensor) else torch.from_numpy(np.asarray(d, dtype=np.float32))
-        return clip(tensor.float()).numpy().astype(np.float32)
+        return clip(tensor.float()).numpy().astype(np.float32, copy=False)  # clip made a new array already
 
     started = time.perf_counter()
     cutoff_hz = getattr(attack.constraint, "cutoff_hz", None)
