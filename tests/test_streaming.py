@@ -1,0 +1,96 @@
+"""Memory that grows with the batch, not with the records: sources are conformed one record at a time, and
+measurement and the runtime's preprocessing work a batch at a time with the same results as all at once."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgaudit.attacks.measure import MEASURE_BATCH, measure_records
+from ecgaudit.data import load_dataset
+from ecgaudit.data.conform import RawRecord, build_dataset
+from ecgaudit.data.interface import SUPERCLASSES
+from ecgaudit.evaluation import evaluate_clean
+from ecgaudit.leads import STANDARD_LEADS
+from ecgaudit.metrics import snr_db, ssim_1d
+from ecgaudit.models import load_model
+
+from .conftest import MODELS, REPO
+
+
+def test_a_streamed_source_is_conformed_one_record_at_a_time() -> None:
+    alive: list[weakref.ref] = []
+    most_alive = 0
+
+    def records() -> Iterator[RawRecord]:
+        nonlocal most_alive
+        rng = np.random.default_rng(0)
+        for i in range(12):
+            gc.collect()
+            most_alive = max(most_alive, sum(ref() is not None for ref in alive))
+            signal = rng.normal(scale=0.3, size=(12, 2500))
+            alive.append(weakref.ref(signal))
+            yield RawRecord(f"r{i}", signal, 250.0, STANDARD_LEADS, f"{i:064x}")
+
+    dataset = build_dataset(records(), count=12, fs=500.0, n_samples=5000, leads=STANDARD_LEADS, classes=None,
+                            source="stream")
+    assert dataset.n_records == 12 and dataset.X.shape == (12, 12, 5000)
+    # While record i is read, record i-1 may still be referenced by the generator frame; none before it may.
+    assert most_alive <= 1, f"{most_alive} earlier records' samples were still held while a new one was read"
+
+
+def test_a_source_that_yields_other_than_it_announced_is_a_bug_not_a_dataset() -> None:
+    record = RawRecord("r", np.zeros((12, 5000)), 500.0, STANDARD_LEADS, "0" * 64)
+    with pytest.raises(ValueError, match="announced"):
+        build_dataset(iter([record]), count=2, fs=500.0, n_samples=5000, leads=STANDARD_LEADS, classes=None,
+                      source="s")
+
+
+def test_batched_measurement_gives_the_whole_set_means() -> None:
+    model = load_model(MODELS / "cnn.onnx")
+    n = 2 * MEASURE_BATCH + 7  # two full batches and a short one
+    dataset = load_dataset(f"builtin:synthetic:n={n},seed=5", fs=500.0, n_samples=5000, leads=STANDARD_LEADS)
+    clean = evaluate_clean(model, dataset)
+    rng = np.random.default_rng(1)
+    for delta in (rng.uniform(-0.05, 0.05, size=(12, 5000)).astype(np.float32),
+                  rng.uniform(-0.05, 0.05, size=dataset.X.shape).astype(np.float32)):
+        metrics, fooled, adv = measure_records(model, dataset, clean, delta, cutoff_hz=None)
+        x_adv = dataset.X + delta
+        assert metrics["snr_db"] == pytest.approx(snr_db(dataset.X, np.broadcast_to(delta, dataset.X.shape)),
+                                                  rel=1e-9)
+        assert metrics["ssim"] == pytest.approx(ssim_1d(dataset.X, x_adv, dataset.fs), rel=1e-9)
+        whole = model.decide(model.predict(x_adv, batch_size=n))
+        assert np.array_equal(adv, whole) and fooled.sum() == (whole != clean.decisions).sum()
+
+
+def test_the_runtime_prepares_each_chunk_as_it_would_prepare_all_records(tmp_path: Path) -> None:
+    # A card with a band-pass and a z-score in front: chunked preparation must not change a single output.
+    card = (MODELS / "cnn.card.json").read_text().replace(
+        '"preprocessing": []', '"preprocessing": [{"kind": "filtfilt", "low_hz": 0.5, "high_hz": 40.0, "order": 4}]')
+    (tmp_path / "cnn.onnx").write_bytes((MODELS / "cnn.onnx").read_bytes())
+    (tmp_path / "cnn.card.json").write_text(card)
+    model = load_model(tmp_path / "cnn.onnx")
+    assert model.card.preprocessing, "the card's band-pass was not read"
+    x = load_dataset("builtin:synthetic:n=20,seed=3", fs=500.0, n_samples=5000, leads=STANDARD_LEADS).X
+    np.testing.assert_allclose(model.raw_predict(x, batch_size=3), model.raw_predict(x, batch_size=20),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_the_ptbxl_shaped_benchmark_root_reads_as_ptbxl(tmp_path: Path) -> None:
+    root = tmp_path / "ptbxl"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "make_ptbxl_fold.py"), str(root), "--n-records", "6"],
+                   check=True, capture_output=True, cwd=REPO)
+    for fs, n_samples in ((500.0, 5000), (100.0, 1000)):
+        dataset = load_dataset(str(root), fs=fs, n_samples=n_samples, leads=STANDARD_LEADS)
+        assert dataset.n_records == 6 and dataset.classes == SUPERCLASSES
+        assert dataset.labels is not None and (dataset.labels.sum(axis=1) == 1).all()
+        assert dataset.patient_ids is not None and len(set(dataset.patient_ids)) == 4  # two records per patient
+        # 16-bit samples at 1000 per mV: a synthetic ECG keeps its millivolt scale to the µV
+        assert 0.3 < np.abs(dataset.X).max() < 5.0
