@@ -73,7 +73,7 @@ def test_onnx_threads_reach_the_session() -> None:
 def test_torchscript_runs_on_the_device_it_names() -> None:
     adapter = load_model(MODELS / "cnn-ml100.pt", device="cpu")
     assert adapter.runtime_info()["device"] == "cpu"
-    assert adapter.placement() == {"device": "cpu", "surrogate_device": "cpu", "runtime": "TorchScript on cpu"}
+    assert adapter.placement() == {"device": "cpu", "surrogate_device": "cpu", "runtime": "torchscript on cpu"}
 
 
 @pytest.mark.parametrize(("flags", "needle"), [

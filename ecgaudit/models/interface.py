@@ -134,9 +134,10 @@ class ModelAdapter(ABC):
     def runtime_info(self) -> dict[str, Any]:
         """Runtime name and version, parameter count and format details, for reports."""
 
-    @abstractmethod
     def runtime_placement(self) -> str:
-        """Where the vendor's runtime actually runs, in words (execution provider or device, and why)."""
+        """Where the vendor's runtime actually runs, in words (execution provider or device, and why); a torch
+        runtime runs on the adapter's device."""
+        return f"{self.runtime_info().get('runtime', self.format)} on {self.device}"
 
     def placement(self) -> dict[str, Any]:
         """Requested device, the surrogate's device and the runtime's placement, for the report's environment."""

@@ -64,9 +64,6 @@ class TorchScriptAdapter(ModelAdapter):
             "device": str(self.device),
         }
 
-    def runtime_placement(self) -> str:
-        return f"TorchScript on {self.device}"
-
 
 def _declared_inputs(module: torch.jit.ScriptModule) -> list[Declared]:
     """forward's required arguments (TorchScript records names and types, not shapes)."""
