@@ -136,13 +136,13 @@ def test_runtime_placement_says_why_the_runtime_stayed_on_the_cpu() -> None:
 def test_gradients_cross_the_device_and_come_back_on_the_cpu(model: str) -> None:
     adapter = load_model(MODELS / model, device="cuda")
     assert next(adapter.module.parameters()).device.type == "cuda"
-    x = torch.zeros(2, len(adapter.card.leads), adapter.card.n_samples, requires_grad=True)
+    signal = np.random.default_rng(0).normal(0.0, 0.2, (2, len(adapter.card.leads), adapter.card.n_samples))
+    x = torch.tensor(signal, dtype=torch.float32, requires_grad=True)
     logits = adapter.torch_forward(x)
     assert logits.device.type == "cpu"
     logits.sum().backward()
     assert x.grad is not None and x.grad.device.type == "cpu" and torch.isfinite(x.grad).all()
-    runtime = adapter.predict(np.zeros((2, *x.shape[1:]), dtype=np.float32))
-    assert runtime.shape == (2, adapter.card.n_classes)
+    assert adapter.check_parity(signal.astype(np.float32)) is not None  # runtime and GPU surrogate agree
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
@@ -157,10 +157,9 @@ def test_a_cuda_scan_agrees_with_the_cpu_scan_within_the_intervals(model: str, r
     env = gpu["environment"]
     assert env["device"].startswith("cuda:") and env["surrogate_device"] == env["device"], env
     assert "cuda" in env["runtime"].lower() or "CUDA provider" in env["runtime"], env
-    assert gpu["gate"]["verdict"] == cpu["gate"]["verdict"]
-    for a, b in zip(cpu["attacks"], gpu["attacks"], strict=True):
-        rate_cpu, rate_gpu = a["metrics"]["fooling_rate"], b["metrics"]["fooling_rate"]
-        low, high = rate_gpu["ci95"]
-        assert low - 1e-9 <= rate_cpu["value"] <= high + 1e-9, (a["id"], rate_cpu, rate_gpu)
-        low, high = rate_cpu["ci95"]
-        assert low - 1e-9 <= rate_gpu["value"] <= high + 1e-9, (a["id"], rate_cpu, rate_gpu)
+    pairs = [("clean accuracy", cpu["clean"]["accuracy"], gpu["clean"]["accuracy"])]
+    pairs += [(a["id"], a["metrics"]["fooling_rate"], b["metrics"]["fooling_rate"])
+              for a, b in zip(cpu["attacks"], gpu["attacks"], strict=True)]
+    for what, on_cpu, on_gpu in pairs:
+        for value, (low, high) in ((on_cpu["value"], on_gpu["ci95"]), (on_gpu["value"], on_cpu["ci95"])):
+            assert low - 1e-9 <= value <= high + 1e-9, (what, on_cpu, on_gpu)

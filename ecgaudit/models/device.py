@@ -20,13 +20,13 @@ def resolve_device(name: str | torch.device) -> torch.device:
     10-bit mantissa does not.
     """
     try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise DeviceError(f"--device {name}: not a device ecgaudit can use; give cpu, cuda or cuda:N.") from exc
+        device: torch.device | None = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {name}: not a device ecgaudit can use; give cpu, cuda or cuda:N.")
     if device.type == "cpu":
         return CPU
-    if device.type != "cuda":
-        raise DeviceError(f"--device {name}: not a device ecgaudit can use; give cpu, cuda or cuda:N.")
     if not torch.cuda.is_available():
         raise DeviceError(f"--device {name}: no CUDA GPU is visible to torch on this machine; run with --device cpu.")
     count = torch.cuda.device_count()
