@@ -67,11 +67,12 @@ class ModelAdapter(ABC):
         self.card = card
         self.sha256 = file_sha256(path) if sha256 is None else sha256
         self.fixed_batch = fixed_batch
-        self.device = device
-        """Where the surrogate (and a TorchScript runtime) runs; `torch_forward` takes and returns CPU tensors."""
-        self.threads = threads
-        """CPU threads the runtime was given (None: its default)."""
         """The batch size baked into the graph, or None when the batch axis is dynamic."""
+        self.device = device
+        """Where the surrogate (and a TorchScript runtime) runs; `torch_forward` hands logits back on its input's
+        device, so attacks keep their tensors on the CPU."""
+        self.threads = threads
+        """onnxruntime's intra-op threads (None: its default); torch's are process-wide."""
         self.parity_max_abs_diff: float | None = None
         self.timeout_s: float | None = None
         """Per-batch limit on the vendor runtime; a batch that runs longer stops the audit."""
