@@ -43,6 +43,10 @@ class ModelError(EcgauditError):
     """The model file cannot be loaded, converted or run."""
 
 
+class DeviceError(EcgauditError):
+    """The requested compute device (a GPU) is not there or not usable."""
+
+
 class DataError(EcgauditError):
     """A data source cannot be read or does not fit the model."""
 

@@ -269,14 +269,15 @@ def data_summary(dataset: EcgDataset) -> dict[str, Any]:
     }
 
 
-def environment() -> dict[str, Any]:
+def environment(model: ModelAdapter) -> dict[str, Any]:
+    """The machine and where the audited model ran: requested device, the surrogate's, the runtime's placement."""
     import onnxruntime
     import torch
 
     return {
         "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "threads": torch.get_num_threads(),
-        "device": "cpu",
+        **model.placement(),
     }
 
 
@@ -322,7 +323,7 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model.describe(),
         "data": splits.summary(seed),
-        "environment": environment(),
+        "environment": environment(model),
         "seed": seed,
         "clean": clean.to_dict(card.classes),
         "threat_models": {**plan.threats.to_dict(),

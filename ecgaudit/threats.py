@@ -310,7 +310,7 @@ def load_surrogates(specs: Sequence[str], target: ModelAdapter, data_spec: str, 
     surrogates, notes = [], []
     for spec in specs:
         path = builtin_model_path(spec)
-        surrogate = load_model(path)
+        surrogate = load_model(path, device=target.device, threads=target.threads)
         if surrogate.sha256 == target.sha256:
             notes.append(f"{spec} is the audited model itself, so transfer from it would repeat the white-box "
                          "attack")

@@ -40,6 +40,10 @@ def run_probe(*argv: str, cwd: Path) -> tuple[int, str, str]:
         (["scan", str(MODEL), "--profile", "no-such-profile"], 2),
         (["attack", str(MODEL), "--attack", "no-such-attack"], 2),
         (["scan", str(MODEL), "--seed", "-1"], 2),
+        (["scan", str(MODEL), "--device", "tpu"], 2),
+        (["scan", str(MODEL), "--threads", "0"], 2),
+        (["attack", str(MODEL), "--attack", "pgd", "--device", "cuda:x"], 2),
+        (["inspect", str(MODEL), "--threads", "-2"], 2),
         (["verify", "missing.intoto.json"], 2),
     ],
 )

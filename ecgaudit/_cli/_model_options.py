@@ -1,7 +1,8 @@
-"""Model options shared by every command that opens a model: card file and card-field flags."""
+"""Model options shared by every command that opens a model: card file, card-field flags, device and threads."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,8 +44,25 @@ MaxBytesOpt = Annotated[int | None, typer.Option("--max-model-bytes", min=1, hel
                                                  "external data) larger than this (default 512 MiB).")]
 
 
+def _device(value: str) -> str:
+    """`cpu`, `cuda` or `cuda:N`, checked as text: a typo costs no torch import (whether the GPU exists is
+    checked when the model loads)."""
+    name = value.strip().lower()
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise typer.BadParameter(f"'{value}' is not a device ecgaudit can use; give cpu, cuda or cuda:N.")
+    return name
+
+
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", callback=_device, help="Where the surrogate's gradients and the model run: cpu, cuda or cuda:N. On "
+    "a GPU, ONNX models run on onnxruntime's CUDA provider when it is installed (onnxruntime-gpu), else on the "
+    "CPU; the report's environment says which.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for torch and onnxruntime (default: their own, one per core).")]
+
+
 def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, timeout_s: float | None = None,
-               max_bytes: int | None = None) -> ModelAdapter:
+               max_bytes: int | None = None, device: str = "cpu", threads: int | None = None) -> ModelAdapter:
     """Load the model. This is the first step that needs torch and the model stack, so they are imported here:
     `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB)."""
     import torch
@@ -52,4 +70,7 @@ def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, tim
     from ecgaudit.models import load_model
 
     torch.set_flush_denormal(True)  # denormal floats in conv layers cost 10-100x on x86; flush them once per run
-    return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes,
+                      device=device, threads=threads)

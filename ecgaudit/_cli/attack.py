@@ -12,6 +12,7 @@ import typer
 from ecgaudit._cli._model_options import (
     CardOpt,
     ClassesOpt,
+    DeviceOpt,
     FsOpt,
     LayoutOpt,
     LeadsOpt,
@@ -20,6 +21,7 @@ from ecgaudit._cli._model_options import (
     OutputOpt,
     SamplesOpt,
     TaskOpt,
+    ThreadsOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -109,6 +111,8 @@ def attack(
     task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     if export_augmentation is not None and export_augmentation.exists() and not export_augmentation.is_dir():
         raise AttackError(f"--export-augmentation {export_augmentation} is a file; give a folder.")
@@ -118,12 +122,14 @@ def attack(
         card_overrides(fs, n_samples, leads, layout, classes, output, task),
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
+        device=device,
+        threads=threads,
     )
     from ecgaudit.models import load_model
     from ecgaudit.scan import attack_document, execute, plan_attack
     from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
-    targets = [load_model(path) for path in transfer_to or []]
+    targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
     plan = plan_attack(
         adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval, seed=seed,
         transfer_models=targets, transfer_data=tuple(transfer_data or ()),

@@ -13,6 +13,7 @@ from rich.table import Table
 from ecgaudit._cli._model_options import (
     CardOpt,
     ClassesOpt,
+    DeviceOpt,
     FsOpt,
     LayoutOpt,
     LeadsOpt,
@@ -21,6 +22,7 @@ from ecgaudit._cli._model_options import (
     OutputOpt,
     SamplesOpt,
     TaskOpt,
+    ThreadsOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -46,6 +48,8 @@ def inspect(
     task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     adapter = open_model(
         model,
@@ -53,6 +57,8 @@ def inspect(
         card_overrides(fs, n_samples, leads, layout, classes, output, task),
         timeout_s=model_timeout,
         max_bytes=max_model_bytes,
+        device=device,
+        threads=threads,
     )
     from ecgaudit.data import load_dataset
     from ecgaudit.inspection import inspect_model

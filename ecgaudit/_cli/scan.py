@@ -12,6 +12,7 @@ import typer
 from ecgaudit._cli._model_options import (
     CardOpt,
     ClassesOpt,
+    DeviceOpt,
     FsOpt,
     LayoutOpt,
     LeadsOpt,
@@ -20,6 +21,7 @@ from ecgaudit._cli._model_options import (
     OutputOpt,
     SamplesOpt,
     TaskOpt,
+    ThreadsOpt,
     TimeoutOpt,
     card_overrides,
     open_model,
@@ -114,6 +116,8 @@ def scan(
     task: TaskOpt = None,
     model_timeout: TimeoutOpt = None,
     max_model_bytes: MaxBytesOpt = None,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> int:
     # Before anything expensive: a bad --out or --junit-xml is exit 2 now, and one scan at a time per folder.
     with reserve_output(out, junit_xml):
@@ -127,11 +131,11 @@ def scan(
         key_path = signing_key_path(key)
         private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
-                             timeout_s=model_timeout, max_bytes=max_model_bytes)
+                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
         from ecgaudit.models import load_model
         from ecgaudit.scan import ScanConfig, run_scan
 
-        targets = [load_model(path) for path in transfer_to or []]
+        targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
                             baseline=old, surrogates=tuple(surrogate or ()))
         with reporter(enabled=not quiet) as progress:

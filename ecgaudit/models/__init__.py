@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ecgaudit.card import METADATA_KEY, ModelCard, parse_card, read_card_file, sidecar_paths
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import loads_json
 from ecgaudit.models.budget import relative_budget
+from ecgaudit.models.device import resolve_device
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.models.probe import probe
 
@@ -84,13 +87,18 @@ def load_model(
     card_overrides: Mapping[str, Any] | None = None,
     max_bytes: int | None = None,
     timeout_s: float | None = None,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
 ) -> ModelAdapter:
     """Open a vendor model, resolve its card, and probe it on realistic ECGs so a broken contract fails here.
 
     An ONNX graph that cannot be converted to torch still loads, runtime-only: `surrogate_error` says why
-    and `gradient_modes` is empty.
+    and `gradient_modes` is empty. `device` (`cpu`, `cuda`, `cuda:N`) holds the surrogate, a TorchScript
+    runtime and, when this onnxruntime has its CUDA provider, the ONNX runtime; `threads` caps onnxruntime's
+    intra-op threads (torch's are process-wide: `torch.set_num_threads`).
     """
     path = Path(path)
+    where = resolve_device(device)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist.")
     suffix = path.suffix.lower()
@@ -100,12 +108,12 @@ def load_model(
 
         proto = read_onnx(path, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
         card = resolve_card(path, embedded_json=card_metadata(proto), card_path=card_path, overrides=card_overrides)
-        adapter = OnnxAdapter(path, card, proto)
+        adapter = OnnxAdapter(path, card, proto, device=where, threads=threads)
     elif suffix in TORCHSCRIPT_SUFFIXES:
         from ecgaudit.models.torchscript import TorchScriptAdapter
 
         card = resolve_card(path, card_path=card_path, overrides=card_overrides)
-        adapter = TorchScriptAdapter(path, card)
+        adapter = TorchScriptAdapter(path, card, device=where)
     else:
         raise ModelError(
             f"{path.name}: unknown model format '{suffix}'; give an ONNX (.onnx) or TorchScript (.pt) file."

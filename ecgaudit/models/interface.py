@@ -22,6 +22,7 @@ from ecgaudit.dsp import apply_filter_step
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import file_sha256
 from ecgaudit.models.bpda import BPDA, WHITE_BOX, GradientSwitch, masking_modules
+from ecgaudit.models.device import CPU
 
 ABANDONED_THREADS: list[threading.Thread] = []
 """Model calls given up on after `timeout_s`; the CLI must not wait for them at exit."""
@@ -45,8 +46,8 @@ def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
     if scaling["kind"] == "affine":
         x = x * float(scaling["scale"]) + float(scaling["offset"])
     elif scaling["kind"] == "standardize":
-        mean = torch.tensor(scaling["mean"], dtype=x.dtype).view(1, -1, 1)
-        std = torch.tensor(scaling["std"], dtype=x.dtype).view(1, -1, 1)
+        mean = torch.tensor(scaling["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1)
+        std = torch.tensor(scaling["std"], dtype=x.dtype, device=x.device).view(1, -1, 1)
         x = (x - mean) / std
     if card.layout == "NTC":
         x = x.transpose(1, 2)
@@ -59,13 +60,19 @@ class ModelAdapter(ABC):
     format: ClassVar[str]
 
     def __init__(
-        self, path: Path, card: ModelCard, *, fixed_batch: int | None = None, sha256: str | None = None
+        self, path: Path, card: ModelCard, *, fixed_batch: int | None = None, sha256: str | None = None,
+        device: torch.device = CPU, threads: int | None = None,
     ) -> None:
         self.path = path
         self.card = card
         self.sha256 = file_sha256(path) if sha256 is None else sha256
         self.fixed_batch = fixed_batch
         """The batch size baked into the graph, or None when the batch axis is dynamic."""
+        self.device = device
+        """Where the surrogate (and a TorchScript runtime) runs; `torch_forward` hands logits back on its input's
+        device, so attacks keep their tensors on the CPU."""
+        self.threads = threads
+        """onnxruntime's intra-op threads (None: its default); torch's are process-wide."""
         self.parity_max_abs_diff: float | None = None
         self.timeout_s: float | None = None
         """Per-batch limit on the vendor runtime; a batch that runs longer stops the audit."""
@@ -127,6 +134,17 @@ class ModelAdapter(ABC):
     @abstractmethod
     def runtime_info(self) -> dict[str, Any]:
         """Runtime name and version, parameter count and format details, for reports."""
+
+    def runtime_placement(self) -> str:
+        """Where the vendor's runtime actually runs, in words (execution provider or device, and why); a torch
+        runtime runs on the adapter's device."""
+        return f"{self.runtime_info().get('runtime', self.format)} on {self.device}"
+
+    def placement(self) -> dict[str, Any]:
+        """Requested device, the surrogate's device and the runtime's placement, for the report's environment."""
+        return {"device": str(self.device),
+                "surrogate_device": None if self.surrogate_error is not None else str(self.device),
+                "runtime": self.runtime_placement()}
 
     # -- shared behaviour ----------------------------------------------------------------------
     def prepare(self, x_mv: torch.Tensor) -> torch.Tensor:
@@ -262,14 +280,17 @@ class ModelAdapter(ABC):
         if self.surrogate_error is not None:
             raise ModelError(self.surrogate_error)
         self._check_input(tuple(x_mv.shape))
-        inputs = self.prepare(x_mv)
+        # Autograd follows both copies, so attacks keep their tensors on the CPU whatever the device.
+        inputs = self.prepare(x_mv.to(self.device))
         raw = self._run_batched(inputs, inputs.shape[0], batch_size, self._surrogate_forward, torch.cat)
         if self.card.output == "logits":
-            return raw
-        if self.card.multilabel:
+            logits = raw
+        elif self.card.multilabel:
             p = raw.clamp(1e-7, 1 - 1e-7)
-            return torch.log(p) - torch.log1p(-p)
-        return torch.log(raw.clamp_min(1e-12))
+            logits = torch.log(p) - torch.log1p(-p)
+        else:
+            logits = torch.log(raw.clamp_min(1e-12))
+        return logits.to(x_mv.device)
 
     def surrogate_probabilities(self, x_mv: torch.Tensor) -> torch.Tensor:
         logits = self.torch_forward(x_mv)

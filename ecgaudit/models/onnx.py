@@ -17,6 +17,7 @@ from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_m
 
 from ecgaudit.card import ModelCard
 from ecgaudit.errors import CardError, ModelError
+from ecgaudit.models.device import CPU
 from ecgaudit.models.extra_inputs import check_extra_shape, ecg_input_name
 from ecgaudit.models.interface import ModelAdapter
 
@@ -153,16 +154,29 @@ _NUMPY_TYPES = {
 }
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def execution_providers(device: torch.device) -> list[str | tuple[str, dict[str, Any]]]:
+    """onnxruntime's providers for `device`: its CUDA provider on that GPU when this onnxruntime has one (the
+    onnxruntime-gpu package), the CPU provider otherwise and as the fallback for nodes CUDA lacks."""
+    if device.type == "cuda" and CUDA_PROVIDER in ort.get_available_providers():
+        # TF32 off, as for the surrogate (ecgaudit.models.device): the runtime computes the vendor's float32.
+        return [(CUDA_PROVIDER, {"device_id": device.index or 0, "use_tf32": 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 class OnnxAdapter(ModelAdapter):
     format = "onnx"
 
-    def __init__(self, path: Path, card: ModelCard, model: onnx.ModelProto, *, threads: int = 0) -> None:
+    def __init__(self, path: Path, card: ModelCard, model: onnx.ModelProto, *, device: torch.device = CPU,
+                 threads: int | None = None) -> None:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default (one per physical core)
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+                model.SerializeToString(), sess_options=options, providers=execution_providers(device)
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0]}") from exc
@@ -171,7 +185,7 @@ class OnnxAdapter(ModelAdapter):
         self.input_name = ecg_input_name(declared, card, path.name)
         ecg_shape = next(shape for name, shape, _ in declared if name == self.input_name)
         fixed_batch = _check_input_shape(ecg_shape, card, path.name)
-        super().__init__(path, card, fixed_batch=fixed_batch)
+        super().__init__(path, card, fixed_batch=fixed_batch, device=device, threads=threads)
         self.input_order = [name for name, _, _ in declared]
         for name, shape, elem in declared:
             if name != self.input_name:
@@ -189,6 +203,7 @@ class OnnxAdapter(ModelAdapter):
         except SurrogateUnavailable as exc:
             self.surrogate_error = str(exc)
         else:
+            self.module.to(device)
             for param in self.module.parameters():
                 param.requires_grad_(False)
             self.attach_surrogate(self.module)
@@ -202,7 +217,8 @@ class OnnxAdapter(ModelAdapter):
 
     def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         assert self.module is not None
-        extras = {name: torch.from_numpy(array) for name, array in self.extra_arrays(len(inputs)).items()}
+        extras = {name: torch.from_numpy(array).to(inputs.device)
+                  for name, array in self.extra_arrays(len(inputs)).items()}
         out = self.module(*[inputs if name == self.input_name else extras[name] for name in self.input_order])
         return out[0] if isinstance(out, (tuple, list)) else out
 
@@ -215,7 +231,20 @@ class OnnxAdapter(ModelAdapter):
             "producer": self.producer,
             "input_name": self.input_name,
             "n_parameters": self.n_parameters,
+            "execution_providers": self.session.get_providers(),
+            "intra_op_threads": self.session.get_session_options().intra_op_num_threads,
         }
+
+    def runtime_placement(self) -> str:
+        providers = self.session.get_providers()
+        if CUDA_PROVIDER in providers:
+            index = self.session.get_provider_options()[CUDA_PROVIDER].get("device_id", "0")
+            return f"onnxruntime {CUDA_PROVIDER} on cuda:{index} (CPUExecutionProvider for nodes it lacks)"
+        if self.device.type != "cuda":
+            return "onnxruntime CPUExecutionProvider"
+        if CUDA_PROVIDER not in ort.get_available_providers():
+            return "onnxruntime CPUExecutionProvider (CUDA provider not installed: pip install onnxruntime-gpu)"
+        return "onnxruntime CPUExecutionProvider (the CUDA provider is installed but failed to start on this GPU)"
 
 
 def _check_input_shape(shape: list[Any], card: ModelCard, name: str) -> int | None:

@@ -1,4 +1,4 @@
-"""TorchScript models: `torch.jit.load` on CPU serves as both runtime and gradient source."""
+"""TorchScript models: `torch.jit.load` on the chosen device serves as both runtime and gradient source."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 
 from ecgaudit.card import ModelCard
 from ecgaudit.errors import ModelError
+from ecgaudit.models.device import CPU
 from ecgaudit.models.extra_inputs import Declared, ecg_input_name
 from ecgaudit.models.interface import ModelAdapter
 
@@ -18,14 +19,14 @@ from ecgaudit.models.interface import ModelAdapter
 class TorchScriptAdapter(ModelAdapter):
     format = "torchscript"
 
-    def __init__(self, path: Path, card: ModelCard) -> None:
-        super().__init__(path, card)
+    def __init__(self, path: Path, card: ModelCard, *, device: torch.device = CPU) -> None:
+        super().__init__(path, card, device=device, threads=None)
         try:
-            # map_location keeps a CUDA-saved archive from touching a GPU; the archive is still code.
+            # map_location puts a CUDA-saved archive where asked (no GPU touched for cpu); the archive is still code.
             with warnings.catch_warnings():
                 # torch marks TorchScript deprecated; vendors still ship it, so the notice is noise here.
                 warnings.simplefilter("ignore", FutureWarning)
-                module = torch.jit.load(str(path), map_location="cpu")
+                module = torch.jit.load(str(path), map_location=device)
         except Exception as exc:  # torch raises RuntimeError/ValueError variants for bad archives
             raise ModelError(f"{path.name} is not a loadable TorchScript archive.") from exc
         self.module = module.eval()
@@ -37,7 +38,8 @@ class TorchScriptAdapter(ModelAdapter):
         self.input_order = [name for name, _, _ in declared] or [self.input_name]
 
     def _call(self, inputs: torch.Tensor) -> torch.Tensor:
-        extras = {name: torch.from_numpy(array) for name, array in self.extra_arrays(len(inputs)).items()}
+        extras = {name: torch.from_numpy(array).to(inputs.device)
+                  for name, array in self.extra_arrays(len(inputs)).items()}
         args = [inputs if name == self.input_name else extras[name] for name in self.input_order]
         try:
             out = self.module(*args)
@@ -48,7 +50,7 @@ class TorchScriptAdapter(ModelAdapter):
 
     def _runtime_forward(self, inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self._call(torch.from_numpy(inputs)).numpy()
+            return self._call(torch.from_numpy(inputs).to(self.device)).cpu().numpy()
 
     def _surrogate_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self._call(inputs)
@@ -59,6 +61,7 @@ class TorchScriptAdapter(ModelAdapter):
             "version": torch.__version__,
             "surrogate": "torchscript",
             "n_parameters": self.n_parameters,
+            "device": str(self.device),
         }
 
 

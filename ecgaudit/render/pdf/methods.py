@@ -126,6 +126,9 @@ def _methods(ctx: Context) -> list[Flowable]:
         ("Format and runtime", escape(f"{model.get('format', '—')}; {runtime.get('runtime', '—')} "
                                       f"{runtime.get('version', '')}; differentiable copy "
                                       f"{runtime.get('surrogate', '—')}")),
+        ("Compute", escape(f"{get(r, 'environment', 'runtime', default='runtime placement not recorded')}; "
+                           f"gradients on {get(r, 'environment', 'surrogate_device', default=None) or 'no device'}; "
+                           f"CPU threads {fmt(get(r, 'environment', 'threads'), 'd')}")),
         ("SHA-256", mono(model.get("sha256"))),
         ("Model version / intended use", escape(f"{doc['model_version']} / {doc['intended_use']}")),
         ("Input", escape(f"{fmt(card.get('fs'), 'g')} Hz, {fmt(card.get('n_samples'), 'd')} samples, leads "
