@@ -49,7 +49,9 @@ def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, tim
     `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB)."""
     import torch
 
+    from ecgaudit.distributed import start
     from ecgaudit.models import load_model
 
+    start()  # under torchrun: join the other ranks, so the models loaded from here on share out their work
     torch.set_flush_denormal(True)  # denormal floats in conv layers cost 10-100x on x86; flush them once per run
     return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes)
