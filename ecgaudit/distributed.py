@@ -90,13 +90,15 @@ def _env_int(name: str, default: int) -> int:
 def backend_for_device(device: str | None = None) -> str:
     """The collective backend: NCCL when the run's tensors live on a GPU, gloo on CPU.
 
-    `device` is the run's `--device` when the CLI has one; without it, a visible GPU means NCCL.
+    `device` is the run's `--device` when the CLI has one; without it, NCCL when this node has a GPU for each of
+    its ranks (NCCL refuses two ranks on one GPU), else gloo.
     """
     import torch
 
     if device is not None:
         return "nccl" if device.startswith("cuda") else "gloo"
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return "nccl" if gpus >= max(1, _env_int("LOCAL_WORLD_SIZE", 1)) else "gloo"
 
 
 def timeout_s() -> float:
@@ -166,14 +168,18 @@ def describe() -> dict[str, Any]:
 
 
 def agree_on_exit_code(write: Callable[[], int]) -> int:
-    """Rank 0 runs `write` (the outputs, the summary) and every rank exits with its code.
+    """Rank 0 runs `write` (the outputs, the summary) and returns its code; the other ranks wait for it, then 0.
 
-    The other ranks wait for rank 0 here: a rank that left early would make torchrun stop rank 0 mid-write.
+    The run's outcome is rank 0's exit code. The other ranks leave with 0 once rank 0 has written: had they left
+    with rank 0's code, torchrun would take the first of them to exit for the failure and stop rank 0 with
+    SIGTERM while it flushes its output, and would name that signal instead of rank 0's code. torchrun itself
+    exits 1 when any rank fails; its summary gives rank 0's code (1 gate failed, 4 inconclusive, ...).
     """
     if not _state:
         return write()
     if _state[0].rank != 0:
-        return _broadcast_code(0)
+        _broadcast_code(0)
+        return int(ExitCode.OK)
     try:
         code = write()
     except EcgauditError as exc:
