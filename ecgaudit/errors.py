@@ -67,6 +67,10 @@ class OutputError(EcgauditError):
     """An output path cannot be written, is not an ecgaudit report folder, or another scan is writing to it."""
 
 
+class DistributedError(EcgauditError):
+    """A run of several processes (torchrun) is misconfigured, or one of its ranks failed or was lost."""
+
+
 class VerificationError(EcgauditError):
     """Evidence does not hold: a signature, a subject file or a digest; the message names it. Exit 1, not 2."""
 

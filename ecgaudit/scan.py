@@ -274,10 +274,12 @@ def environment(model: ModelAdapter) -> dict[str, Any]:
     import onnxruntime
     import torch
 
+    from ecgaudit.distributed import describe
+
     return {
         "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "threads": torch.get_num_threads(),
-        **model.placement(),
+        **model.placement(), "distributed": describe(),
     }
 
 

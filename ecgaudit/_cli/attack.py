@@ -29,6 +29,7 @@ from ecgaudit._cli._model_options import (
 from ecgaudit._cli._progress import reporter, wide_console
 from ecgaudit.attacks import ATTACKS
 from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
+from ecgaudit.distributed import is_writer
 from ecgaudit.errors import AttackError
 from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
 from ecgaudit.render.console import attack_summary
@@ -137,23 +138,27 @@ def attack(
         threat_models=tuple(threat_model or ("white-box", "bpda")), surrogates=tuple(surrogate or ("builtin:cnn",)),
         queries=queries,
     )
-    with reporter(enabled=not quiet) as progress:
+    writer = is_writer()  # under torchrun every rank computes its share of the model work; rank 0 writes
+    with reporter(enabled=not quiet and writer) as progress:
         result = execute(plan, progress)
     document = attack_document(result)
-    for perturbation in result.perturbations.values():
-        atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
-    atomic_write_bytes(out / "attack.json", json_bytes(document))
-    wide_console().print(attack_summary(document, out), highlight=False)
+    if writer:
+        for perturbation in result.perturbations.values():
+            atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
+        atomic_write_bytes(out / "attack.json", json_bytes(document))
+        wide_console().print(attack_summary(document, out), highlight=False)
     if export_augmentation is not None:
         from ecgaudit.augmentation import build_augmentation, write_augmentation
         from ecgaudit.scan import load_for
 
         planned = plan.attacks[0]
-        with reporter(enabled=not quiet) as progress:
+        with reporter(enabled=not quiet and writer) as progress:
             augmentation = build_augmentation(
                 planned.attack, adapter, load_for(adapter, plan.data_spec),
                 perturbation=result.perturbations.get(planned.id), seed=seed, data_spec=plan.data_spec,
                 reporter=progress)
+        if not writer:
+            return
         npz_path, _ = write_augmentation(augmentation, export_augmentation)
         rate = augmentation.provenance["fooling_rate_on_runtime"]["value"]
         wide_console().print(f"augmentation: {npz_path} ({len(augmentation.arrays['X'])} adversarial records; "

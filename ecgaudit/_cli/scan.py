@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,6 +29,7 @@ from ecgaudit._cli._model_options import (
 )
 from ecgaudit._cli._progress import reporter, wide_console
 from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
+from ecgaudit.distributed import agree_on_exit_code, is_writer
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.evidence import Bundle, reserve_output, write_bundle
 from ecgaudit.io import read_json_object
@@ -120,7 +122,9 @@ def scan(
     threads: ThreadsOpt = None,
 ) -> int:
     # Before anything expensive: a bad --out or --junit-xml is exit 2 now, and one scan at a time per folder.
-    with reserve_output(out, junit_xml):
+    # Under torchrun only rank 0 touches the folder; the other ranks compute their share and write nothing.
+    writer = is_writer()
+    with reserve_output(out, junit_xml) if writer else nullcontext():
         chosen = load_profile(profile)
         old = read_baseline(baseline) if baseline is not None else None
         if old is not None and old["profile"].get("name") != chosen.name:
@@ -129,7 +133,7 @@ def scan(
                 f"'{chosen.name}'; compare reports of the same profile."
             )
         key_path = signing_key_path(key)
-        private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path else None
+        private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path and writer else None
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
                              timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
         from ecgaudit.models import load_model
@@ -138,16 +142,20 @@ def scan(
         targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
                             baseline=old, surrogates=tuple(surrogate or ()))
-        with reporter(enabled=not quiet) as progress:
+        with reporter(enabled=not quiet and writer) as progress:
             result = run_scan(config, progress)
         document = document_fields(chosen, id=document_id, revision=revision, prepared_by=prepared_by,
                                    reviewed_by=reviewed_by)
         if document:
             result.report["document"] = document
-        bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
-                              export_wfdb=export_wfdb_samples)
-    print_outcome(bundle, result, as_json=as_json, quiet=quiet)
-    return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
+
+        def write() -> int:
+            bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
+                                  export_wfdb=export_wfdb_samples)
+            print_outcome(bundle, result, as_json=as_json, quiet=quiet)
+            return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
+
+        return agree_on_exit_code(write)
 
 
 def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: bool) -> None:

@@ -120,4 +120,6 @@ def load_model(
         )
     adapter.timeout_s = timeout_s
     probe(adapter)
-    return adapter
+    from ecgaudit.distributed import shard_model
+
+    return shard_model(adapter)  # under torchrun: the model's work shared out over the ranks
