@@ -94,3 +94,27 @@ def test_the_ptbxl_shaped_benchmark_root_reads_as_ptbxl(tmp_path: Path) -> None:
         assert dataset.patient_ids is not None and len(set(dataset.patient_ids)) == 4  # two records per patient
         # 16-bit samples at 1000 per mV: a synthetic ECG keeps its millivolt scale to the µV
         assert 0.3 < np.abs(dataset.X).max() < 5.0
+
+
+def test_the_clinical_block_measured_a_batch_at_a_time_equals_the_whole_set() -> None:
+    from ecgaudit.clinical.leads import einthoven_residual_mv, einthoven_residuals
+    from ecgaudit.clinical.measure import fooling_after_highpass, front_end_highpass, st_change
+    from ecgaudit.clinical.st import detect_r_peaks, st_deviations
+
+    model = load_model(MODELS / "cnn.onnx")
+    x = load_dataset("builtin:synthetic:n=70,seed=8", fs=500.0, n_samples=5000, leads=STANDARD_LEADS).X
+    delta = np.random.default_rng(2).uniform(-0.1, 0.1, size=x.shape).astype(np.float32)
+    assert einthoven_residual_mv(delta, STANDARD_LEADS) == pytest.approx(
+        float(np.sqrt(np.mean(einthoven_residuals(delta, STANDARD_LEADS) ** 2))), rel=1e-12)
+    r_peaks = [detect_r_peaks(record, 500.0, STANDARD_LEADS) for record in x]
+    clean = st_deviations(x, 500.0, r_peaks)
+    whole = st_deviations(x + delta, 500.0, r_peaks, clean.fiducials)
+    both = clean.measured & whole.measured
+    st = st_change(x, delta, 500.0, STANDARD_LEADS)
+    assert st["n_measured"] == int(both.sum()) > 0
+    assert st["per_lead"]["V2"]["adversarial_j_mv"] == pytest.approx(float(np.median(whole.st_j_mv[both, 6 + 1])))
+    decisions = model.decide(model.predict(x))
+    front_end = fooling_after_highpass(x, delta, 500.0, model.predict, model.decide, clean_decisions=decisions)
+    for entry in front_end["highpass"]:
+        adv = model.decide(model.predict(x + front_end_highpass(delta, 500.0, entry["cutoff_hz"])))
+        assert entry["fooling_rate"]["successes"] == int((adv != decisions).sum())

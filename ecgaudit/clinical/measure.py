@@ -16,7 +16,7 @@ import numpy as np
 
 from ecgaudit.clinical.criteria import CONTIGUOUS_PAIRS, meets_st_elevation, threshold_rule
 from ecgaudit.clinical.leads import LIMB_LEADS, einthoven_residual_mv
-from ecgaudit.clinical.st import detect_r_peaks, st_deviations
+from ecgaudit.clinical.st import StDeviations, detect_r_peaks, st_deviations
 from ecgaudit.metrics import power_fraction_below, wilson
 
 FRONT_END_CUTOFFS_HZ: tuple[float, ...] = (0.05, 0.5)
@@ -62,16 +62,25 @@ def fooling_after_highpass(
     x = np.asarray(x_clean_mv, dtype=np.float32)
     clean = _decisions(x, predict, decide) if clean_decisions is None else clean_decisions
     n = len(x)
+    per_record = np.ndim(delta_mv) == 3
 
-    def rate(delta: np.ndarray) -> dict[str, Any]:
-        fooled = _changed(clean, _decisions((x + delta).astype(np.float32), predict, decide))
+    def rate(cutoff_hz: float | None) -> dict[str, Any]:
+        def filtered(d: np.ndarray) -> np.ndarray:
+            return d if cutoff_hz is None else front_end_highpass(d, fs, cutoff_hz)
+
+        universal = None if per_record else filtered(delta_mv)
+        decisions = []
+        # A batch at a time: the filtered perturbations and adversarial records never exist for all records at once
+        for i in range(0, n, 64):
+            d = filtered(delta_mv[i : i + 64]) if universal is None else universal
+            decisions.append(decide(predict((x[i : i + 64] + d).astype(np.float32))))
+        fooled = _changed(clean, np.concatenate(decisions)) if decisions else np.zeros(0, bool)
         return wilson(int(fooled.sum()), n).to_dict()
 
     return {
         "filter": FRONT_END_FILTER,
-        "unfiltered": rate(delta_mv),
-        "highpass": [{"cutoff_hz": float(c), "fooling_rate": rate(front_end_highpass(delta_mv, fs, c))}
-                     for c in cutoffs_hz],
+        "unfiltered": rate(None),
+        "highpass": [{"cutoff_hz": float(c), "fooling_rate": rate(c)} for c in cutoffs_hz],
     }
 
 
@@ -89,10 +98,15 @@ def st_change(x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Se
     whose adversarial version meets the ST-elevation criteria and whose clean version does not.
     """
     x = np.asarray(x_clean_mv, dtype=np.float32)
-    adv = x + np.asarray(delta_mv, dtype=np.float32)
+    delta = np.asarray(delta_mv, dtype=np.float32)
     r_peaks = [detect_r_peaks(record, fs, leads) for record in x]
     clean = st_deviations(x, fs, r_peaks)
-    attacked = st_deviations(adv, fs, r_peaks, clean.fiducials)
+    # 64 adversarial records at a time: the whole adversarial split is never built
+    parts = [st_deviations(x[i : i + 64] + (delta if delta.ndim == 2 else delta[i : i + 64]), fs, r_peaks[i : i + 64],
+                           clean.fiducials[i : i + 64]) for i in range(0, len(x), 64)]
+    attacked = StDeviations(np.concatenate([p.st_j_mv for p in parts]) if parts else clean.st_j_mv[:0],
+                            np.concatenate([p.st_j60_mv for p in parts]) if parts else clean.st_j60_mv[:0],
+                            tuple(f for p in parts for f in p.fiducials))
     both = clean.measured & attacked.measured
     change_j = attacked.st_j_mv[both] - clean.st_j_mv[both]
     change_j60 = attacked.st_j60_mv[both] - clean.st_j60_mv[both]
