@@ -175,7 +175,10 @@ class UniversalDeepFool(UniversalAttack):
                     flipped = steps.flipped
                     v = self._add_steps(model, x_mv, clean, v, todo[flipped], steps.r[flipped])
                 progress((passes - 1) * n + min(start + self.batch_size, n), total)
-            fooling = float(surrogate_fooled(model, x_mv + v, clean, batch_size=self.batch_size).float().mean())
+            # a batch at a time: x + v for the whole craft split would be one more copy of it
+            fooled = [surrogate_fooled(model, x_mv[i : i + self.batch_size] + v, clean[i : i + self.batch_size])
+                      for i in range(0, n, self.batch_size)]
+            fooling = float(torch.cat(fooled).float().mean())
             if fooling >= self.target_fooling_rate:
                 break
         progress(total, total)
