@@ -150,7 +150,7 @@ def per_lead_norms(perturbation: np.ndarray, leads: tuple[str, ...]) -> dict[str
     RMS, not the L2 norm: an L2 norm over samples grows with √fs and with the record's length, RMS does not.
     """
     p = perturbation if perturbation.ndim == 3 else perturbation[None]
-    linf = np.abs(p).max(axis=2).mean(axis=0)
+    linf = np.maximum(p.max(axis=2), -p.min(axis=2)).mean(axis=0)  # |p| would copy a per-record perturbation
     # 64 records at a time: float64 squares of a whole per-record eval split would be twice its size again
     rms = np.concatenate([np.sqrt((p[i : i + 64].astype(np.float64) ** 2).mean(axis=2))
                           for i in range(0, len(p), 64)]).mean(axis=0)

@@ -33,6 +33,19 @@ def _filtered(adapter: ModelAdapter, x_mv: np.ndarray) -> np.ndarray:
     return x.numpy()
 
 
+def _first_live(x_mv: np.ndarray, count: int) -> np.ndarray:
+    """The first `count` records without a flat lead, `(<= count, L, T)` float32. Record by record: the spread of
+    every record of a large split at once would be a float copy of all of it."""
+    kept = []
+    for record in x_mv:
+        if len(kept) == count:
+            break
+        record = np.asarray(record, dtype=np.float32)
+        if (record.std(axis=1) >= FLAT_SIGMA_MV).all():
+            kept.append(record)
+    return np.stack(kept) if kept else np.zeros((0, *np.shape(x_mv)[1:]), dtype=np.float32)
+
+
 def normalises_each_lead(adapter: ModelAdapter, x_mv: np.ndarray, *, seed: int = 0) -> bool:
     """Whether the model's decisions ignore each lead's scale and offset, measured on the runtime.
 
@@ -41,8 +54,7 @@ def normalises_each_lead(adapter: ModelAdapter, x_mv: np.ndarray, *, seed: int =
     identical. A model that barely responds to its input at all (records differ by less than
     `RESPONSE_FLOOR`) is not called normalising.
     """
-    x = np.asarray(x_mv, dtype=np.float32)
-    x = x[(x.std(axis=2) >= FLAT_SIGMA_MV).all(axis=1)][:8]  # a flat lead has no scale to be invariant to
+    x = _first_live(x_mv, 8)  # a flat lead has no scale to be invariant to
     if len(x) < 2:
         return False
     rng = np.random.default_rng(seed)
@@ -77,7 +89,9 @@ def relative_budget(adapter: ModelAdapter, x_mv: np.ndarray, eps_mv: Sequence[fl
         sigma = np.broadcast_to(np.asarray(card.scaling["std"], dtype=np.float64), (len(x_mv), len(card.leads)))
     elif normalises_each_lead(adapter, x_mv):
         source = "model"
-        sigma = _filtered(adapter, x_mv).astype(np.float64).std(axis=2)
+        # 64 records at a time: the filtered float64 copy of a whole eval split is twice its size
+        sigma = np.concatenate([_filtered(adapter, x_mv[i : i + 64]).astype(np.float64).std(axis=2)
+                                for i in range(0, len(x_mv), 64)])
     else:
         return None
     leads = []
