@@ -14,6 +14,16 @@ from ecgaudit.render.pdf.context import Context
 from ecgaudit.render.pdf.text import STYLES, fmt, get, kv_table, mono, section, table
 
 
+def _processes(distributed: object) -> str:
+    """`environment.distributed` in words: how many processes shared the model work, over which backend."""
+    if not isinstance(distributed, dict):
+        return str(distributed)
+    size = distributed.get("world_size", 1)
+    if size == 1:
+        return "1 process"
+    return f"{size} processes (torchrun, {distributed.get('backend') or 'no'} backend), model work shared by rows"
+
+
 def reproducibility_page(ctx: Context) -> list[Flowable]:
     r = ctx.report
     story = section("Appendix A Reproducibility")
@@ -21,7 +31,9 @@ def reproducibility_page(ctx: Context) -> list[Flowable]:
     story += [Paragraph("Environment and tool", STYLES["h2"]),
               kv_table([(escape(str(k)), escape(str(v))) for k, v in
                         [("tool", f"{get(r, 'tool', 'name', default='ecgaudit')} {ctx.tool_version}"),
-                         ("report schema", r.get("schema_version", "—")), *env.items()]], (45 * mm, 210 * mm),
+                         ("report schema", r.get("schema_version", "—")),
+                         *((k, _processes(v) if k == "distributed" else v) for k, v in env.items())]],
+                       (45 * mm, 210 * mm),
                        header=("Item", "Value"))]
     model, data = r.get("model") or {}, r.get("data") or {}
     splits = data.get("splits") or {}
