@@ -209,8 +209,9 @@ def conform_records(
     records: Sequence[RawRecord], *, fs: float, n_samples: int, leads: Sequence[str]
 ) -> tuple[np.ndarray, tuple[QualityIssue, ...]]:
     """Conform records to the model: float32 `(N, len(leads), n_samples)` in mV, and quality issues."""
-    _refuse_absent_leads(records, _check_contract(fs, n_samples, leads))
-    X, issues, _ = _conform_stream(iter(records), len(records), fs=fs, n_samples=n_samples, leads=leads)
+    wanted = _check_contract(fs, n_samples, leads)
+    _refuse_absent_leads(records, wanted)
+    X, issues, _ = _conform_stream(iter(records), len(records), wanted, fs=fs, n_samples=n_samples, leads=leads)
     return X, issues
 
 
@@ -218,14 +219,15 @@ _NO_SAMPLES = np.zeros((0, 0), dtype=np.float32)
 
 
 def _conform_stream(
-    records: Iterator[RawRecord], count: int, *, fs: float, n_samples: int, leads: Sequence[str]
+    records: Iterator[RawRecord], count: int, wanted: tuple[str, ...], *, fs: float, n_samples: int,
+    leads: Sequence[str],
 ) -> tuple[np.ndarray, tuple[QualityIssue, ...], list[RawRecord]]:
     """Conform `count` records as they are read, keeping each one's conformed samples and metadata only.
 
     Sources stream their records through here so that peak memory is the conformed array plus one record in
-    its source form, not every record read at once (PTB-XL's test fold is 1 GB as float64 samples).
+    its source form, not every record read at once (PTB-XL's test fold is 1 GB as float64 samples). `wanted`
+    is `_check_contract`'s answer for the model's leads.
     """
-    wanted = _check_contract(fs, n_samples, leads)
     X = np.zeros((count, len(leads), n_samples), dtype=np.float32)
     issues: list[QualityIssue] = []
     metadata: list[RawRecord] = []
@@ -264,13 +266,14 @@ def build_dataset(
     is read. `patient_field` names where the records' `patient_id`s come from; patients are recorded only when
     at least one record has one.
     """
+    wanted = _check_contract(fs, n_samples, leads)
     if count is None:
         records = list(records)
         count = len(records)
-        _refuse_absent_leads(records, _check_contract(fs, n_samples, leads))
+        _refuse_absent_leads(records, wanted)
     if not count:
         raise DataError(f"{source} holds no records; point ecgaudit at a source with at least one record.")
-    X, quality, metadata = _conform_stream(iter(records), count, fs=fs, n_samples=n_samples, leads=leads)
+    X, quality, metadata = _conform_stream(iter(records), count, wanted, fs=fs, n_samples=n_samples, leads=leads)
     ids = [rec.record_id for rec in metadata]
     seen: set[str] = set()
     for rid in ids:
