@@ -144,6 +144,16 @@ def power_fraction_below(perturbation: np.ndarray, fs: float, cutoff_hz: float) 
     return 1.0 if total == 0.0 else below / total
 
 
+RECORDS_AT_ONCE = 64
+"""Records handled together wherever a copy of a whole split would be large (adversarial records, float64 work):
+memory then grows with this, not with the number of records."""
+
+
+def record_chunks(n_records: int) -> list[slice]:
+    """Consecutive slices of at most `RECORDS_AT_ONCE` records that cover `n_records`."""
+    return [slice(start, start + RECORDS_AT_ONCE) for start in range(0, n_records, RECORDS_AT_ONCE)]
+
+
 def per_lead_norms(perturbation: np.ndarray, leads: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """L∞ and RMS (mV) per lead; for `(N, L, T)` input, the mean over records of each.
 
@@ -151,9 +161,9 @@ def per_lead_norms(perturbation: np.ndarray, leads: tuple[str, ...]) -> dict[str
     """
     p = perturbation if perturbation.ndim == 3 else perturbation[None]
     linf = np.maximum(p.max(axis=2), -p.min(axis=2)).mean(axis=0)  # |p| would copy a per-record perturbation
-    # 64 records at a time: float64 squares of a whole per-record eval split would be twice its size again
-    rms = np.concatenate([np.sqrt((p[i : i + 64].astype(np.float64) ** 2).mean(axis=2))
-                          for i in range(0, len(p), 64)]).mean(axis=0)
+    # float64 squares of a whole per-record eval split would be twice its size again
+    rms = np.concatenate([np.sqrt((p[rows].astype(np.float64) ** 2).mean(axis=2))
+                          for rows in record_chunks(len(p))]).mean(axis=0)
     return {lead: {"linf_mv": float(a), "rms_mv": float(b)} for lead, a, b in zip(leads, linf, rms)}
 
 

@@ -360,8 +360,7 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
     uniform noise in the ε box, drawn per record.
     """
     from ecgaudit.attacks.blackbox_scar import smooth_directions
-    from ecgaudit.attacks.measure import MEASURE_BATCH
-    from ecgaudit.metrics import wilson
+    from ecgaudit.metrics import record_chunks, wilson
 
     generator = torch.Generator().manual_seed(seed + 7919)
     x = torch.from_numpy(evaluation.X)
@@ -374,8 +373,8 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
             universal_delta = smooth_directions(attack.constraint, fs, tuple(x.shape[1:]), generator, slope=1.0,
                                                 floor_hz=passband_floor_hz(model))
         decisions = []
-        for start in range(0, len(x), MEASURE_BATCH):  # a batch at a time: memory grows with the batch only
-            chunk = x[start : start + MEASURE_BATCH]
+        for rows in record_chunks(len(x)):  # a chunk at a time: memory grows with the chunk only
+            chunk = x[rows]
             delta = universal_delta if universal_delta is not None else \
                 (torch.rand(chunk.shape, generator=generator) * 2 - 1) * eps
             decisions.append(model.decide(model.predict((chunk + delta).numpy())))

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgaudit.attacks.measure import MEASURE_BATCH, measure_records
+from ecgaudit.attacks.measure import measure_records
 from ecgaudit.data import load_dataset
 from ecgaudit.data.conform import RawRecord, build_dataset
 from ecgaudit.data.interface import SUPERCLASSES
 from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.leads import STANDARD_LEADS
-from ecgaudit.metrics import snr_db, ssim_1d
+from ecgaudit.metrics import RECORDS_AT_ONCE, snr_db, ssim_1d
 from ecgaudit.models import load_model
 
 from .conftest import MODELS, REPO
@@ -55,7 +55,7 @@ def test_a_source_that_yields_other_than_it_announced_is_a_bug_not_a_dataset() -
 
 def test_batched_measurement_gives_the_whole_set_means() -> None:
     model = load_model(MODELS / "cnn.onnx")
-    n = 2 * MEASURE_BATCH + 7  # two full batches and a short one
+    n = 2 * RECORDS_AT_ONCE + 7  # two full batches and a short one
     dataset = load_dataset(f"builtin:synthetic:n={n},seed=5", fs=500.0, n_samples=5000, leads=STANDARD_LEADS)
     clean = evaluate_clean(model, dataset)
     rng = np.random.default_rng(1)

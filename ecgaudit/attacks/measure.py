@@ -8,12 +8,17 @@ import numpy as np
 
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation, is_correct
-from ecgaudit.metrics import misdiagnosis, per_lead_norms, power_fraction_below, snr_db, ssim_1d, wilson
+from ecgaudit.metrics import (
+    misdiagnosis,
+    per_lead_norms,
+    power_fraction_below,
+    record_chunks,
+    snr_db,
+    ssim_1d,
+    wilson,
+)
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.progress import ProgressFn, no_progress
-
-MEASURE_BATCH = 64
-"""Records measured at once (one runtime call each, and the SNR and SSIM of those records)."""
 
 
 def measure(
@@ -45,15 +50,15 @@ def measure_records(
     """
     n = dataset.n_records
     probabilities, snr_means, ssim_means, sizes = [], [], [], []
-    for start in range(0, n, MEASURE_BATCH):
-        clean_x = dataset.X[start : start + MEASURE_BATCH]
-        d = delta if delta.ndim == 2 else delta[start : start + MEASURE_BATCH]
+    for rows in record_chunks(n):
+        clean_x = dataset.X[rows]
+        d = delta if delta.ndim == 2 else delta[rows]
         x_adv = clean_x + d
         probabilities.append(model.predict(x_adv))
         snr_means.append(snr_db(clean_x, d))
         ssim_means.append(ssim_1d(clean_x, x_adv, dataset.fs))
         sizes.append(len(clean_x))
-        progress(min(start + MEASURE_BATCH, n), n)
+        progress(min(rows.stop, n), n)
     adv_decisions = model.decide(np.concatenate(probabilities))
     multilabel = model.card.multilabel
     fooled = np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions

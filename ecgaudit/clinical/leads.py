@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ecgaudit.errors import EcgauditError
+from ecgaudit.metrics import record_chunks
 
 LIMB_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF")
 INDEPENDENT_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -58,8 +59,8 @@ def einthoven_residual_mv(delta: np.ndarray, leads: Sequence[str]) -> float:
     """
     if np.ndim(delta) < 3:
         return float(np.sqrt(np.mean(einthoven_residuals(delta, leads) ** 2)))
-    # 64 records at a time, so the float64 residuals never exist for a whole per-record eval split
-    squares = sum(float(np.sum(einthoven_residuals(delta[i : i + 64], leads) ** 2)) for i in range(0, len(delta), 64))
+    # a chunk of records at a time, so the float64 residuals never exist for a whole per-record eval split
+    squares = sum(float(np.sum(einthoven_residuals(delta[rows], leads) ** 2)) for rows in record_chunks(len(delta)))
     return float(np.sqrt(squares / (len(delta) * 4 * np.shape(delta)[-1]))) if len(delta) else float("nan")
 
 

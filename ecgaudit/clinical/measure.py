@@ -17,7 +17,7 @@ import numpy as np
 from ecgaudit.clinical.criteria import CONTIGUOUS_PAIRS, meets_st_elevation, threshold_rule
 from ecgaudit.clinical.leads import LIMB_LEADS, einthoven_residual_mv
 from ecgaudit.clinical.st import StDeviations, detect_r_peaks, st_deviations
-from ecgaudit.metrics import power_fraction_below, wilson
+from ecgaudit.metrics import power_fraction_below, record_chunks, wilson
 
 FRONT_END_CUTOFFS_HZ: tuple[float, ...] = (0.05, 0.5)
 """Diagnostic (IEC 60601-2-25, AHA 2007: 0.05 Hz) and monitoring (IEC 60601-2-27: 0.5 Hz) low-frequency edges."""
@@ -69,12 +69,10 @@ def fooling_after_highpass(
             return d if cutoff_hz is None else front_end_highpass(d, fs, cutoff_hz)
 
         universal = None if per_record else filtered(delta_mv)
-        decisions = []
-        # A batch at a time: the filtered perturbations and adversarial records never exist for all records at once
-        for i in range(0, n, 64):
-            d = filtered(delta_mv[i : i + 64]) if universal is None else universal
-            decisions.append(decide(predict((x[i : i + 64] + d).astype(np.float32))))
-        fooled = _changed(clean, np.concatenate(decisions)) if decisions else np.zeros(0, bool)
+        # A chunk at a time: the filtered perturbations and adversarial records never exist for all records at once
+        decisions = [decide(predict((x[rows] + (filtered(delta_mv[rows]) if universal is None else universal))
+                                    .astype(np.float32))) for rows in record_chunks(n)]
+        fooled = _changed(clean, np.concatenate(decisions))
         return wilson(int(fooled.sum()), n).to_dict()
 
     return {
@@ -101,11 +99,10 @@ def st_change(x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, leads: Se
     delta = np.asarray(delta_mv, dtype=np.float32)
     r_peaks = [detect_r_peaks(record, fs, leads) for record in x]
     clean = st_deviations(x, fs, r_peaks)
-    # 64 adversarial records at a time: the whole adversarial split is never built
-    parts = [st_deviations(x[i : i + 64] + (delta if delta.ndim == 2 else delta[i : i + 64]), fs, r_peaks[i : i + 64],
-                           clean.fiducials[i : i + 64]) for i in range(0, len(x), 64)]
-    attacked = StDeviations(np.concatenate([p.st_j_mv for p in parts]) if parts else clean.st_j_mv[:0],
-                            np.concatenate([p.st_j60_mv for p in parts]) if parts else clean.st_j60_mv[:0],
+    # a chunk of adversarial records at a time: the whole adversarial split is never built (no records: none)
+    parts = [st_deviations(x[rows] + (delta if delta.ndim == 2 else delta[rows]), fs, r_peaks[rows],
+                           clean.fiducials[rows]) for rows in record_chunks(len(x))] or [clean]
+    attacked = StDeviations(np.concatenate([p.st_j_mv for p in parts]), np.concatenate([p.st_j60_mv for p in parts]),
                             tuple(f for p in parts for f in p.fiducials))
     both = clean.measured & attacked.measured
     change_j = attacked.st_j_mv[both] - clean.st_j_mv[both]

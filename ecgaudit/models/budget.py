@@ -15,6 +15,7 @@ import torch
 
 from ecgaudit.dsp import apply_filter_step
 from ecgaudit.errors import ModelError
+from ecgaudit.metrics import record_chunks
 from ecgaudit.models.interface import ModelAdapter
 
 FLAT_SIGMA_MV = 1e-3
@@ -89,9 +90,9 @@ def relative_budget(adapter: ModelAdapter, x_mv: np.ndarray, eps_mv: Sequence[fl
         sigma = np.broadcast_to(np.asarray(card.scaling["std"], dtype=np.float64), (len(x_mv), len(card.leads)))
     elif normalises_each_lead(adapter, x_mv):
         source = "model"
-        # 64 records at a time: the filtered float64 copy of a whole eval split is twice its size
-        sigma = np.concatenate([_filtered(adapter, x_mv[i : i + 64]).astype(np.float64).std(axis=2)
-                                for i in range(0, len(x_mv), 64)])
+        # a chunk of records at a time: the filtered float64 copy of a whole eval split is twice its size
+        sigma = np.concatenate([_filtered(adapter, x_mv[rows]).astype(np.float64).std(axis=2)
+                                for rows in record_chunks(len(x_mv))])
     else:
         return None
     leads = []
