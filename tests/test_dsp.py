@@ -47,3 +47,13 @@ def test_smoothing_keeps_shape_and_mean_and_is_batched() -> None:
     # each lead is smoothed on its own: a batch equals the leads done one at a time
     one = gaussian_smooth(x[1, 3], 500.0, 50.0)
     assert torch.allclose(y[1, 3], one, atol=1e-6)
+
+
+def test_smoothing_is_the_kernel_convolution_with_reflected_ends() -> None:
+    x = np.random.default_rng(1).normal(size=(2, 3, 400))
+    kernel = gaussian_kernel(50.0, 500.0).double().numpy()
+    half = len(kernel) // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (half, half)), mode="reflect")
+    expected = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="valid"), -1, padded)
+    assert np.allclose(gaussian_smooth(torch.tensor(x), 500.0, 50.0).numpy(), expected, atol=1e-12)
+    assert gaussian_smooth(torch.zeros(0, 12, 400), 500.0, 50.0).shape == (0, 12, 400)
