@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ecgaudit.clinical.leads import limb_index, physical_subspace, project_physical
-from ecgaudit.dsp import gaussian_smooth, zero_phase_filter
+from ecgaudit.dsp import butterworth_power_gain, gaussian_response, gaussian_smooth, zero_phase_filter
 from ecgaudit.errors import AttackError
 from ecgaudit.leads import STANDARD_LEADS
 
@@ -102,9 +102,21 @@ class PhysioConstraint(LinfBox):
             g = zero_phase_filter(g, fs, low_hz=self.low_hz, high_hz=high_hz, order=self.filter_order)
         if self.window_ms is not None:
             g = gaussian_smooth(g, fs, self.window_ms)
-        if self.lead_space == "8":
-            g = physical_subspace(g, self.leads)
-        return g
+        return self.in_lead_space(g)
+
+    def frequency_response(self, freqs_hz: torch.Tensor, fs: float) -> torch.Tensor:
+        """The gain `smooth` applies at each frequency before the lead-space step: the forward-backward
+        Butterworth's |H(f)|^2 times the Gaussian kernel's response. Real and zero-phase; away from a record's
+        ends (which `smooth` reflect-pads) smooth(g) = irfft(rfft(g) · response)."""
+        high_hz = self.cutoff_hz if self.cutoff_hz is not None and self.cutoff_hz < fs / 2 else None
+        gain = butterworth_power_gain(freqs_hz, low_hz=self.low_hz, high_hz=high_hz, order=self.filter_order)
+        if self.window_ms is not None:
+            gain = gain * gaussian_response(freqs_hz, fs, self.window_ms)
+        return gain
+
+    def in_lead_space(self, g: torch.Tensor) -> torch.Tensor:
+        """In lead space "8", the nearest signals that obey Einthoven's laws; in "12", `g` itself."""
+        return physical_subspace(g, self.leads) if self.lead_space == "8" else g
 
     def physiological_filter(self, v: torch.Tensor, fs: float) -> torch.Tensor:
         """The baseline's post-hoc Φ(v) = clip_ε(low-pass(smooth(v))) (eq. 2)."""

@@ -85,6 +85,14 @@ def gaussian_kernel(window_ms: float, fs: float) -> torch.Tensor:
     return (kernel / kernel.sum()).to(torch.float32)
 
 
+def gaussian_response(freqs_hz: torch.Tensor, fs: float, window_ms: float) -> torch.Tensor:
+    """The gain of `gaussian_smooth` at each frequency: the centred kernel's (real, zero-phase) transform."""
+    kernel = gaussian_kernel(window_ms, fs).to(torch.float64)
+    t = torch.arange(kernel.numel(), dtype=torch.float64) - kernel.numel() // 2
+    phase = 2 * math.pi * freqs_hz.to(torch.float64).unsqueeze(-1) * t / fs
+    return (kernel * torch.cos(phase)).sum(dim=-1).to(freqs_hz.dtype)
+
+
 def gaussian_smooth(x: torch.Tensor, fs: float, window_ms: float) -> torch.Tensor:
     """Convolve the last axis with `gaussian_kernel(window_ms, fs)` (reflect-padded, same length).
 

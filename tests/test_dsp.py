@@ -57,3 +57,18 @@ def test_smoothing_is_the_kernel_convolution_with_reflected_ends() -> None:
     expected = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="valid"), -1, padded)
     assert np.allclose(gaussian_smooth(torch.tensor(x), 500.0, 50.0).numpy(), expected, atol=1e-12)
     assert gaussian_smooth(torch.zeros(0, 12, 400), 500.0, 50.0).shape == (0, 12, 400)
+
+
+@pytest.mark.parametrize("fs", [250.0, 500.0])
+def test_frequency_response_is_what_smooth_does_away_from_the_ends(fs: float) -> None:
+    from ecgaudit.constraints import PhysioConstraint
+
+    constraint = PhysioConstraint((0.1,), cutoff_hz=15.0, window_ms=50.0, low_hz=0.5)
+    n = int(10 * fs)
+    x = torch.tensor(np.random.default_rng(2).normal(size=(3, n)))
+    spectral = torch.fft.irfft(torch.fft.rfft(x) * constraint.frequency_response(torch.fft.rfftfreq(n, 1 / fs), fs),
+                               n=n)
+    inner = slice(int(2 * fs), n - int(2 * fs))
+    smoothed = constraint.smooth(x, fs)
+    err = (spectral[:, inner] - smoothed[:, inner]).abs().max() / smoothed[:, inner].abs().max()
+    assert err < 0.02
