@@ -27,6 +27,9 @@ from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.progress import ProgressFn, no_progress
 
+RUNTIME_BATCH = 64
+"""Records per runtime call: the batch `ModelAdapter.raw_predict` runs anyway."""
+
 
 def smooth_directions(constraint: PhysioConstraint, fs: float, shape: tuple[int, ...],
                       generator: torch.Generator, *, slope: float = 0.0, floor_hz: float = 0.0) -> torch.Tensor:
@@ -117,14 +120,19 @@ class BlackBoxSCAR(UniversalAttack):
             u = smooth_directions(self.constraint, self.fs, (self.directions, n_leads, n_samples), generator,
                                   slope=self.slope, floor_hz=self.floor_hz)
             probes = torch.cat([u, -u]) * self.probe  # (2m, L, T): antithetic pairs
-            # Every record of the minibatch under every probe, in one runtime call: (2m * B, L, T).
-            candidates = (torch.from_numpy(x[idx])[None] + (v + probes)[:, None]).reshape(-1, n_leads, n_samples)
-            scores = runtime_log_scores(model, candidates.numpy(), counter)
-            gains = margin(model, scores, np.tile(reference[idx], (2 * self.directions,) + (1,) * (reference.ndim - 1)))
-            # A fooled record's margin keeps growing past the boundary; capping it spends the estimate on the
-            # records not fooled yet.
-            capped = np.minimum(gains, margin_cap(model))
-            per_probe = torch.from_numpy(capped.reshape(2 * self.directions, batch).sum(axis=1))
+            records = torch.from_numpy(x[idx])
+            per_probe_parts = []
+            # Every record of the minibatch under every probe, a runtime batch of records at a time: all 2m × B
+            # candidates at once were 61 MB at 16 probes × 16 records of 5000 samples, for the same queries.
+            for chunk in probes.split(max(1, RUNTIME_BATCH // batch)):
+                candidates = (records[None] + (v + chunk)[:, None]).reshape(-1, n_leads, n_samples)
+                scores = runtime_log_scores(model, candidates.numpy(), counter)
+                gains = margin(model, scores, np.tile(reference[idx], (len(chunk),) + (1,) * (reference.ndim - 1)))
+                # A fooled record's margin keeps growing past the boundary; capping it spends the estimate on the
+                # records not fooled yet.
+                capped = np.minimum(gains, margin_cap(model))
+                per_probe_parts.append(capped.reshape(len(chunk), batch).sum(axis=1))
+            per_probe = torch.from_numpy(np.concatenate(per_probe_parts))
             difference = (per_probe[: self.directions] - per_probe[self.directions :]).float()
             estimate = (difference.view(-1, 1, 1) * u).sum(dim=0)
             running = self.prior * running + (1 - self.prior) * estimate

@@ -22,7 +22,8 @@ from ecgaudit.progress import ProgressFn, no_progress
 class PGD(PerSampleAttack):
     """Args: `eps_mv` L∞ budget (one value, or one per lead); `steps`; `step_mv` per-step size
     (default 2.5·ε/steps per lead, Madry's rule); `random_start` uniform in the ε box; `batch_size` records
-    per pass.
+    per pass (32: on 2 cores the bundled CNN's forward + backward is as fast per record as at 64, 2.6 against
+    2.9 ms, and holds half the activations, 135 MB less).
     """
 
     name = "pgd"
@@ -30,7 +31,7 @@ class PGD(PerSampleAttack):
     steps: int = 20
     step_mv: float | None = None
     random_start: bool = True
-    batch_size: int = 64
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         eps = self.eps_mv if isinstance(self.eps_mv, tuple) else (self.eps_mv,)
