@@ -18,7 +18,7 @@ import torch
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation
 from ecgaudit.models.interface import PARITY_TOLERANCE, ModelAdapter
-from ecgaudit.threats import GRADIENT_THREATS, ThreatRun, gradient_modes, gradients
+from ecgaudit.threats import GRADIENT_THREATS, PARITY_RECORDS, ThreatRun, gradient_modes, gradients
 
 FIRED, PASSED, NOT_APPLICABLE = "fired", "passed", "not-applicable"
 PROBE_RECORDS = 32
@@ -201,12 +201,12 @@ def adversarial_parity(attack_id: str, model: ModelAdapter, evaluation: EcgDatas
     title = "Runtime and surrogate disagree on adversarial records"
     worst = 0.0
     checked = []
-    n = min(16, evaluation.n_records)
+    n = min(PARITY_RECORDS, evaluation.n_records)
     for run in runs:
         outcome = run.outcome
         if run.threat_model not in GRADIENT_THREATS or outcome is None:
             continue
-        delta = outcome.perturbation if outcome.perturbation is not None else outcome.record_perturbations[:n]
+        delta = outcome.perturbation if outcome.perturbation is not None else outcome.perturbations_of(np.arange(n))
         x_adv = (evaluation.X[:n] + delta).astype(np.float32)
         runtime = model.predict(x_adv)
         with torch.no_grad():

@@ -608,7 +608,7 @@ def keep_samples(evaluation: Any, outcomes: dict[str, Any], clean_decisions: np.
         if outcome.perturbation is not None:
             delta = np.broadcast_to(outcome.perturbation, samples["X"].shape)
         else:
-            delta = outcome.record_perturbations[chosen]
+            delta = outcome.perturbations_of(chosen)
         samples[f"delta_{attack_id}"] = np.ascontiguousarray(delta, dtype=np.float32)
         samples[f"decision_{attack_id}"] = np.array([names(outcome.adversarial_decisions[i]) for i in chosen])
     return samples

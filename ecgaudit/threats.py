@@ -34,6 +34,8 @@ from ecgaudit.report.model import QUERY_BUDGET_SENTENCE
 
 THREAT_MODELS: tuple[str, ...] = ("white-box", "bpda", "transfer", "black-box")
 GRADIENT_THREATS: tuple[str, ...] = ("white-box", "bpda")
+PARITY_RECORDS = 16
+"""Eval records the adversarial-parity indicator checks (runtime against surrogate on adversarial inputs)."""
 
 KNOWLEDGE = {
     "white-box": "The attacker knows the model's architecture and weights and uses exact gradients of its "
@@ -279,16 +281,32 @@ def worst_case(runs: Sequence[ThreatRun], attack: UniversalAttack | PerSampleAtt
         return best.outcome, best.threat_model
     first = ran[0].outcome
     assert first is not None and first.record_perturbations is not None
-    delta = first.record_perturbations.copy()
+    if first.record_rows is not None:
+        raise RuntimeError(f"{attack.name}: the {ran[0].threat_model} outcome was already merged into another "
+                           "attack's worst case and no longer holds every record.")
+    # The worst case is merged into the first threat model's array, and every outcome then keeps only what is
+    # read later: the records it fooled (another attack sharing this black-box run merges those) and the first
+    # PARITY_RECORDS (the adversarial-parity indicator). So one whole set stays in memory, not one per threat
+    # model plus the merge. A lone threat model's outcome is the worst case itself and is left whole.
+    delta = first.record_perturbations
+    merged = len(ran) > 1
+    keep = np.arange(evaluation.n_records) < PARITY_RECORDS
+    if merged:
+        first_kept = first.fooled | keep if first.fooled is not None else np.ones(evaluation.n_records, bool)
+        first_rows = first.record_perturbations[first_kept]
     chosen = np.full(evaluation.n_records, ran[0].threat_model, dtype=object)
     done = first.fooled.copy() if first.fooled is not None else np.zeros(evaluation.n_records, bool)
     for run in ran[1:]:
         outcome = run.outcome
         assert outcome is not None and outcome.fooled is not None and outcome.record_perturbations is not None
         take = outcome.fooled & ~done
-        delta[take] = outcome.record_perturbations[take]
+        delta[take] = outcome.perturbations_of(np.flatnonzero(take))
         chosen[take] = run.threat_model
         done |= outcome.fooled
+        if outcome.record_rows is None:
+            outcome.keep_records(outcome.fooled | keep)
+    if merged:
+        first.record_perturbations, first.record_rows = first_rows, np.flatnonzero(first_kept)
     metrics, fooled, adv = measure_records(model, evaluation, clean, delta, cutoff_hz=None)
     counts = {tm: int(((chosen == tm) & fooled).sum()) for tm in dict.fromkeys(chosen.tolist())}
     combined = AttackOutcome(first.attack, first.params, False, None, metrics, 0, evaluation.n_records,

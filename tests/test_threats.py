@@ -204,6 +204,49 @@ def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_faile
     assert label.startswith("per record")
 
 
+def test_per_record_worst_case_keeps_one_whole_set_and_each_threat_models_fooled_records(monkeypatch) -> None:
+    import ecgaudit.threats as threats
+
+    monkeypatch.setattr(threats, "PARITY_RECORDS", 2)
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=12,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    clean = evaluate_clean(model, data)
+    attack = build_attack("pgd", fs=c.fs, leads=c.leads, params={"eps_mv": 3.0})
+    rng = np.random.default_rng(0)
+    first_half = np.arange(12)[:, None, None] < 6
+    deltas = [np.full(data.X.shape, 0.001, np.float32),
+              np.where(first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32),
+              np.where(~first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32)]
+
+    def outcomes() -> list[ThreatRun]:
+        return [ThreatRun(t, "ran", outcome=measure_outcome(attack, model, data, clean, d.copy(), n_craft=0,
+                                                            craft_seconds=0.0))
+                for t, d in zip(("white-box", "transfer", "black-box"), deltas)]
+
+    runs = outcomes()
+    fooled = [r.outcome.fooled.copy() for r in runs]  # type: ignore[union-attr]
+    combined, _ = worst_case(runs, attack, model, data, clean)
+    # each record carries the perturbation of the first threat model that fooled it, else the first one's
+    owner = np.where(fooled[0], 0, np.where(fooled[1], 1, np.where(fooled[2], 2, 0)))
+    expected = np.stack([deltas[k][i] for i, k in enumerate(owner)])
+    assert np.array_equal(combined.record_perturbations, expected)
+    # afterwards every threat model holds only its fooled records and the first PARITY_RECORDS, exactly
+    for run, hit, d in zip(runs, fooled, deltas):
+        kept = np.flatnonzero(hit | (np.arange(12) < 2))
+        assert np.array_equal(run.outcome.record_rows, kept)  # type: ignore[union-attr]
+        assert np.array_equal(run.outcome.perturbations_of(kept), d[kept])  # type: ignore[union-attr]
+        dropped = np.setdiff1d(np.arange(12), kept)
+        if len(dropped):
+            with pytest.raises(KeyError):
+                run.outcome.perturbations_of(dropped[:1])  # type: ignore[union-attr]
+    # a later attack sharing the black-box run merges from what it kept, with the same result as a fresh one
+    fresh = outcomes()
+    again, _ = worst_case([*fresh[:2], runs[2]], attack, model, data, clean)
+    assert np.array_equal(again.record_perturbations, expected)
+    assert np.array_equal(again.fooled, combined.fooled)
+
+
 def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_box(tmp_path: Path) -> None:
     path = prepend_shrink(MODELS / "cnn-ml100.onnx", tmp_path / "shrink.onnx")
     profile = reduced(load_profile("ci"), n=16)

@@ -83,7 +83,27 @@ class AttackOutcome:
     """Per eval record: did the runtime's decision change? (not serialised)"""
     adversarial_decisions: np.ndarray | None = None
     record_perturbations: np.ndarray | None = None
-    """Per-sample attacks only: the projected `(N, L, T)` perturbations (not serialised)."""
+    """Per-sample attacks only: the projected `(N, L, T)` perturbations (not serialised), or those of
+    `record_rows` only once `keep_records` has dropped the rest."""
+    record_rows: np.ndarray | None = None
+    """The eval records `record_perturbations` holds, as sorted indices; None: every record, in order."""
+
+    def perturbations_of(self, rows: np.ndarray) -> np.ndarray:
+        """The per-record perturbations of eval records `rows` (indices), `(len(rows), L, T)` mV."""
+        assert self.record_perturbations is not None
+        if self.record_rows is None:
+            return self.record_perturbations[rows]
+        where = np.searchsorted(self.record_rows, rows).clip(max=max(len(self.record_rows) - 1, 0))
+        if len(rows) and (not len(self.record_rows) or np.any(self.record_rows[where] != rows)):
+            raise KeyError(f"{self.attack}: the perturbations of some requested records were not kept.")
+        return self.record_perturbations[where]
+
+    def keep_records(self, keep: np.ndarray) -> None:
+        """Hold the per-record perturbations of the eval records where `keep` (a mask) is true, and free the rest:
+        at PTB-XL's test fold each whole set is 0.26 GB, and a scan has one per per-record threat model."""
+        assert self.record_perturbations is not None and self.record_rows is None
+        rows = np.flatnonzero(keep)
+        self.record_perturbations, self.record_rows = self.record_perturbations[rows], rows
 
     @property
     def perturbation_sha256(self) -> str | None:
