@@ -45,7 +45,7 @@ class LinfBox:
     def project(self, v: torch.Tensor) -> torch.Tensor:
         """Π_ε: element-wise clip of each lead to ±ε_lead. Shapes: `(..., L, T)` mV."""
         eps = self.eps_tensor(v)
-        return torch.maximum(torch.minimum(v, eps), -eps)
+        return torch.clamp(v, -eps, eps)  # one new tensor; maximum(minimum(...)) made two
 
     def check(self, v: torch.Tensor, *, atol_mv: float = 1e-6) -> bool:
         """True when every sample lies within its lead's ε (to float tolerance)."""

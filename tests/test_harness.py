@@ -81,6 +81,37 @@ def test_the_harness_clips_a_per_record_attack_that_overshoots_its_budget(light)
     assert outcome.metrics["linf_mv"] <= 0.01 + 1e-7
 
 
+@dataclass(frozen=True)
+class RogueInPlace(RoguePerSample):
+    """Returns the records it was given, overshooting: a perturbation that aliases the data."""
+
+    name = "rogue-in-place"
+
+    def perturb(self, model, x_mv, targets, *, generator, progress=None) -> torch.Tensor:  # noqa: ANN001
+        return x_mv[:, :, :]
+
+
+def test_the_harness_projects_an_attacks_own_output_in_place_but_never_the_records(light) -> None:
+    model, data = light
+    outputs: list[torch.Tensor] = []
+
+    @dataclass(frozen=True)
+    class Keeping(RoguePerSample):
+        def perturb(self, *args, **kwargs) -> torch.Tensor:  # noqa: ANN002, ANN003
+            outputs.append(super().perturb(*args, **kwargs))
+            return outputs[-1]
+
+    outcome = run_attack(Keeping(0.01), model, None, data, seed=0)
+    # the attack's own tensor became the projected set (no second copy)...
+    assert np.shares_memory(outcome.record_perturbations, outputs[0].numpy())
+    assert float(np.abs(outcome.record_perturbations).max()) == pytest.approx(0.01)
+    # ...but an attack handing back the records themselves gets them copied, never clipped where they lie
+    before = data.X.copy()
+    aliased = run_attack(RogueInPlace(0.01), model, None, data, seed=0)
+    assert np.array_equal(data.X, before)
+    assert float(np.abs(aliased.record_perturbations).max()) == pytest.approx(0.01)
+
+
 def test_attacks_themselves_stay_within_their_constraint(light) -> None:
     """The attacks' own outputs, before the harness clips them: each must already respect its budget."""
     model, data = light

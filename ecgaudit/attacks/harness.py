@@ -20,6 +20,7 @@ from ecgaudit.data.splits import split_indices  # re-exported: the splitting cod
 from ecgaudit.errors import AttackError
 from ecgaudit.evaluation import CleanEvaluation, evaluate_clean
 from ecgaudit.io import npy_bytes
+from ecgaudit.metrics import record_chunks
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.progress import ProgressFn, no_progress
 
@@ -138,8 +139,12 @@ def run_attack(
         delta = attack.perturb(model, torch.from_numpy(evaluation.X), targets, generator=generator,
                                progress=reporter.task(f"{attack.name}: perturbing", 1))
         extras, info, n_craft = {}, {}, 0
+    # What the attack returned is the harness's own unless it is (a view of) the records it was given.
+    owned = isinstance(delta, torch.Tensor) and delta.device.type == "cpu" \
+        and not np.may_share_memory(delta.detach().numpy(), evaluation.X)
     return measure_outcome(attack, model, evaluation, clean_eval, delta, n_craft=n_craft,
-                           craft_seconds=time.perf_counter() - started, extras=extras, info=info, reporter=reporter)
+                           craft_seconds=time.perf_counter() - started, extras=extras, info=info, reporter=reporter,
+                           owned=owned)
 
 
 def measure_outcome(
@@ -154,9 +159,12 @@ def measure_outcome(
     extras: dict[str, torch.Tensor] | None = None,
     info: dict[str, Any] | None = None,
     reporter: Reporter | None = None,
+    owned: bool = False,
 ) -> AttackOutcome:
     """Project `delta` (universal `(L, T)` or per-record `(N, L, T)`, mV) onto the attack's constraint, then
-    measure it, and each extra variant, on the runtime."""
+    measure it, and each extra variant, on the runtime. `owned`: nobody else holds `delta`, so per-record
+    perturbations are projected in place, a chunk of records at a time (at PTB-XL's test fold a projected copy
+    is 0.26 GB more)."""
     reporter = reporter or NullReporter()
     # The harness enforces the budget whatever the attack returned (foolbox's rule: never trust the attack).
     clip = attack.constraint.project
@@ -167,7 +175,13 @@ def measure_outcome(
 
     started = time.perf_counter()
     cutoff_hz = getattr(attack.constraint, "cutoff_hz", None)
-    v = projected(delta)
+    if owned and not attack.universal and isinstance(delta, torch.Tensor) and delta.dtype == torch.float32:
+        records = delta.detach()
+        for rows in record_chunks(len(records)):  # each record is projected on its own, whatever the constraint
+            records[rows] = clip(records[rows])
+        v = records.numpy()
+    else:
+        v = projected(delta)
     metrics, fooled, adv = measure_records(model, evaluation, clean_eval, v, cutoff_hz=cutoff_hz,
                                            progress=reporter.task(f"{attack.name}: evaluating", evaluation.n_records))
     variants = {name: measure(model, evaluation, clean_eval, projected(extra), cutoff_hz=cutoff_hz)
