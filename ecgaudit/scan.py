@@ -221,6 +221,11 @@ def load_for(model: ModelAdapter, spec: str) -> EcgDataset:
     return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads)
 
 
+SPLITS_ON_DISK_BYTES = 128 << 20
+"""Splits whose samples take at least this much are held in temporary files mapped into memory
+(`EcgDataset.subset(on_disk=True)`): each split is then in memory only while a stage reads it."""
+
+
 @dataclass(frozen=True)
 class Splits:
     """The run's data: the resolved source, the disjoint craft and eval splits, and the whole source's summary.
@@ -257,8 +262,11 @@ def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int
 
     dataset = load_for(model, spec)
     split = split_dataset(dataset, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
-    return Splits(spec, dataset.subset(split.craft_idx), dataset.subset(split.eval_idx), split.craft_idx,
-                  split.eval_idx, data_summary(dataset), split.hygiene)
+    record_bytes = dataset.X[:1].nbytes
+    on_disk = (len(split.craft_idx) + len(split.eval_idx)) * record_bytes >= SPLITS_ON_DISK_BYTES
+    return Splits(spec, dataset.subset(split.craft_idx, on_disk=on_disk),
+                  dataset.subset(split.eval_idx, on_disk=on_disk), split.craft_idx, split.eval_idx,
+                  data_summary(dataset), split.hygiene)
 
 
 def data_summary(dataset: EcgDataset) -> dict[str, Any]:

@@ -118,3 +118,41 @@ def test_the_clinical_block_measured_a_batch_at_a_time_equals_the_whole_set() ->
     for entry in front_end["highpass"]:
         adv = model.decide(model.predict(x + front_end_highpass(delta, 500.0, entry["cutoff_hz"])))
         assert entry["fooling_rate"]["successes"] == int((adv != decisions).sum())
+
+
+def test_samples_on_disk_are_the_records_writable_privately_and_leave_no_file(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from ecgaudit.data.interface import samples_on_disk
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    X = np.random.default_rng(0).normal(size=(70, 12, 500)).astype(np.float32)  # more than one write chunk
+    index = np.array([69, 3, 3, 40, 0])
+    mapped = samples_on_disk(X, index)
+    assert type(mapped) is np.ndarray and mapped.dtype == np.float32
+    assert np.array_equal(mapped, X[index])
+    assert list(tmp_path.iterdir()) == []  # unlinked as soon as it is mapped
+    mapped[0] += 1.0  # copy-on-write: the process's own change, nobody else's
+    assert np.array_equal(mapped[1:], X[index[1:]]) and not np.array_equal(mapped[0], X[69])
+
+
+def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatch) -> None:
+    import ecgaudit.scan as scan
+    from ecgaudit.profiles import load_profile
+    from ecgaudit.scan import ScanConfig, run_scan
+
+    from .test_threats import reduced
+
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    profile = reduced(load_profile("ci"), n=8)
+
+    def rates() -> dict[str, dict[str, float]]:
+        report = run_scan(ScanConfig(model=model, profile=profile)).report
+        return {a["id"]: {t["threat_model"]: t["metrics"]["fooling_rate"]["value"]
+                          for t in a["threat_models"] if t.get("metrics")} for a in report["attacks"]}
+
+    in_memory = rates()
+    monkeypatch.setattr(scan, "SPLITS_ON_DISK_BYTES", 0)
+    splits = scan._splits(model, "builtin:synthetic:n=16,seed=0", 8, 8, 0)
+    assert not splits.craft.X.flags.owndata and not splits.evaluation.X.flags.owndata  # mapped, not copied
+    assert rates() == in_memory
