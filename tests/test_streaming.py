@@ -156,3 +156,14 @@ def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatc
     splits = scan._splits(model, "builtin:synthetic:n=16,seed=0", 8, 8, 0)
     assert not splits.craft.X.flags.owndata and not splits.evaluation.X.flags.owndata  # mapped, not copied
     assert rates() == in_memory
+
+
+def test_samples_on_disk_without_room_is_a_data_error_naming_the_folder(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from ecgaudit.data.interface import samples_on_disk
+    from ecgaudit.errors import DataError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="temporary file in .*missing.*TMPDIR"):
+        samples_on_disk(np.zeros((3, 12, 100), np.float32), np.arange(3))

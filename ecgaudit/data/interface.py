@@ -86,15 +86,23 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
     import os
     import tempfile
 
+    from ecgaudit.errors import DataError
+
     shape = (len(index), *X.shape[1:])
-    fd, path = tempfile.mkstemp(prefix="ecgaudit-samples-", suffix=".npy")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                                                     "fortran_order": False, "shape": shape})
-            for start in range(0, len(index), 64):
-                f.write(np.ascontiguousarray(X[index[start : start + 64]], dtype=np.float32).tobytes())
-        mapped = np.load(path, mmap_mode="c")
-    finally:
-        os.unlink(path)
+        fd, path = tempfile.mkstemp(prefix="ecgaudit-samples-", suffix=".npy")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                        "shape": shape})
+                for start in range(0, len(index), 64):
+                    f.write(np.ascontiguousarray(X[index[start : start + 64]], dtype=np.float32).tobytes())
+            mapped = np.load(path, mmap_mode="c")
+        finally:
+            os.unlink(path)
+    except OSError as exc:
+        raise DataError(f"could not hold the split's {np.prod(shape) * 4 / 1e6:.0f} MB of samples in a temporary "
+                        f"file in {tempfile.gettempdir()} ({exc.strerror or exc}); free space there or point TMPDIR "
+                        "elsewhere.") from exc
     return mapped.view(np.ndarray)  # a plain array over the mapping, which it keeps open
