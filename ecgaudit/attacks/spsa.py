@@ -92,17 +92,18 @@ class SPSA(PerSampleAttack):
         for _ in range(self.queries // (2 * self.directions + 1)):
             if not len(active):
                 break
-            estimate = np.zeros((len(active), n_leads, n_samples), dtype=np.float64)
+            # Only the estimate's sign is used, so float32 will do; the current point is formed once per step.
+            point = x[active] + delta[active]
+            estimate = np.zeros(point.shape, dtype=np.float32)
             # One direction at a time: drawing all of them at once held directions × records × leads × samples
             # floats through the FFT and the smoothing (GBs on 200 records at 500 Hz).
             for _ in range(self.directions):
                 direction = smooth_directions(search, self.fs, (len(active), n_leads, n_samples), generator,
                                               slope=1.0, floor_hz=self.floor_hz).numpy()
-                up = margin(model, runtime_log_scores(model, x[active] + delta[active] + self.probe * direction,
-                                                      counter), reference[active])
-                down = margin(model, runtime_log_scores(model, x[active] + delta[active] - self.probe * direction,
-                                                        counter), reference[active])
-                estimate += (up - down)[:, None, None] * direction
+                direction *= self.probe
+                up = margin(model, runtime_log_scores(model, point + direction, counter), reference[active])
+                down = margin(model, runtime_log_scores(model, point - direction, counter), reference[active])
+                estimate += (up - down).astype(np.float32)[:, None, None] * direction
             delta[active] = np.clip(delta[active] + self.step * eps * np.sign(estimate), -eps, eps)
             scores = runtime_log_scores(model, x[active] + delta[active], counter)
             active = active[~changed(model, scores, reference[active])]
