@@ -22,7 +22,7 @@ from ecgaudit.attacks import build_attack
 from ecgaudit.defaults import DEFAULT_DATA
 from ecgaudit.errors import AttackError
 from ecgaudit.profiles import Profile
-from ecgaudit.threats import ThreatSettings, builtin_model_path
+from ecgaudit.threats import PARITY_RECORDS, ThreatSettings, builtin_model_path
 
 if TYPE_CHECKING:
     from ecgaudit.attacks.harness import AttackOutcome, Reporter
@@ -363,6 +363,7 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         runs_by_attack[planned.id] = runs
         timings[planned.id] = time.perf_counter() - t0
     result.samples = keep_samples(evaluation, outcomes, clean.decisions, card.classes)
+    _release_record_perturbations(outcomes, runs_by_attack)
     if plan.sweep is not None:
         t0 = time.perf_counter()
         report["sweep"] = _sweep(plan, model, craft, evaluation, clean, reporter)
@@ -383,6 +384,16 @@ def _gradient_modes(model: ModelAdapter) -> tuple[str, ...]:
     from ecgaudit.threats import gradient_modes
 
     return gradient_modes(model)
+
+
+def _release_record_perturbations(outcomes: dict[str, AttackOutcome], runs_by_attack: dict[str, list[Any]]) -> None:
+    """Once the samples are kept, per-record perturbations are read only by the adversarial-parity indicator, and
+    only its first records: the rest is freed (PTB-XL's test fold: 0.26 GB per per-record attack)."""
+    held = [*outcomes.values(), *(run.outcome for runs in runs_by_attack.values() for run in runs)]
+    for outcome in held:
+        if outcome is not None and outcome.record_perturbations is not None and outcome.record_rows is None:
+            outcome.keep_records(np.arange(outcome.n_eval) < PARITY_RECORDS)
+    outcomes.clear()
 
 
 def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft: EcgDataset,
