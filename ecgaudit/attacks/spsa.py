@@ -45,7 +45,7 @@ class SPSA(PerSampleAttack):
     directions: int = 5
     probe: float = 0.5
     step: float = 0.5
-    batch_size: int = 64
+    batch_size: int = 32  # onnxruntime scores 32 records as fast per record as 64, with half the temporaries
     floor_hz: float = 0.0
 
     def __post_init__(self) -> None:
