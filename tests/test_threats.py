@@ -184,16 +184,24 @@ def test_no_rise_with_budget_fires_on_a_significant_fall() -> None:
     assert no_rise_with_budget(None).status == "not-applicable"
 
 
-def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_failed() -> None:
+def _three_per_record_sets(first_mv: float) -> tuple:
+    """12 records, a pgd attack at 3 mV, and three per-record sets: `first_mv` everywhere (fools nothing), then
+    3 mV noise on the first six records, then on the last six."""
     model = load_model(MODELS / "cnn-ml100.onnx")
     c = model.card
     data = load_dataset("builtin:synthetic:n=12,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
     clean = evaluate_clean(model, data)
     attack = build_attack("pgd", fs=c.fs, leads=c.leads, params={"eps_mv": 3.0})
     rng = np.random.default_rng(0)
-    deltas = [np.zeros(data.X.shape, np.float32),
-              np.where(np.arange(12)[:, None, None] < 6, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32),
-              np.where(np.arange(12)[:, None, None] >= 6, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32)]
+    first_half = np.arange(12)[:, None, None] < 6
+    deltas = [np.full(data.X.shape, first_mv, np.float32),
+              np.where(first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32),
+              np.where(~first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32)]
+    return model, data, clean, attack, deltas
+
+
+def test_per_record_worst_case_counts_a_record_robust_only_if_every_attack_failed() -> None:
+    model, data, clean, attack, deltas = _three_per_record_sets(0.0)
     runs = [ThreatRun(t, "ran", outcome=measure_outcome(attack, model, data, clean, d, n_craft=0, craft_seconds=0.0))
             for t, d in zip(("white-box", "transfer", "black-box"), deltas)]
     fooled = [r.outcome.fooled for r in runs]  # type: ignore[union-attr]
@@ -208,16 +216,7 @@ def test_per_record_worst_case_keeps_one_whole_set_and_each_threat_models_fooled
     import ecgaudit.threats as threats
 
     monkeypatch.setattr(threats, "PARITY_RECORDS", 2)
-    model = load_model(MODELS / "cnn-ml100.onnx")
-    c = model.card
-    data = load_dataset("builtin:synthetic:n=12,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
-    clean = evaluate_clean(model, data)
-    attack = build_attack("pgd", fs=c.fs, leads=c.leads, params={"eps_mv": 3.0})
-    rng = np.random.default_rng(0)
-    first_half = np.arange(12)[:, None, None] < 6
-    deltas = [np.full(data.X.shape, 0.001, np.float32),
-              np.where(first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32),
-              np.where(~first_half, rng.uniform(-3, 3, data.X.shape), 0).astype(np.float32)]
+    model, data, clean, attack, deltas = _three_per_record_sets(0.001)
 
     def outcomes() -> list[ThreatRun]:
         return [ThreatRun(t, "ran", outcome=measure_outcome(attack, model, data, clean, d.copy(), n_craft=0,
