@@ -221,9 +221,10 @@ def load_for(model: ModelAdapter, spec: str) -> EcgDataset:
     return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads)
 
 
-SPLITS_ON_DISK_BYTES = 128 << 20
-"""Splits whose samples take at least this much are held in temporary files mapped into memory
-(`EcgDataset.subset(on_disk=True)`): each split is then in memory only while a stage reads it."""
+SAMPLES_ON_DISK_BYTES = 128 << 20
+"""Samples that take at least this much (the two splits together; one per-record attack's worst-case set) are held
+in temporary files mapped into memory (`data.interface.samples_on_disk`): they are then in memory only while a
+stage reads them."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int
     dataset = load_for(model, spec)
     split = split_dataset(dataset, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
     record_bytes = dataset.X[:1].nbytes
-    on_disk = (len(split.craft_idx) + len(split.eval_idx)) * record_bytes >= SPLITS_ON_DISK_BYTES
+    on_disk = (len(split.craft_idx) + len(split.eval_idx)) * record_bytes >= SAMPLES_ON_DISK_BYTES
     return Splits(spec, dataset.subset(split.craft_idx, on_disk=on_disk),
                   dataset.subset(split.eval_idx, on_disk=on_disk), split.craft_idx, split.eval_idx,
                   data_summary(dataset), split.hygiene)
@@ -443,6 +444,12 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
     doc["noise_floor"] = noise_floor(planned.attack, model, evaluation, clean, draws=plan.threats.noise_floor_draws,
                                      seed=plan.seed)
     doc["clinical"] = _clinical(outcome, model, evaluation, clean)
+    delta = outcome.record_perturbations
+    if delta is not None and outcome.record_rows is None and delta.nbytes >= SAMPLES_ON_DISK_BYTES:
+        from ecgaudit.data.interface import samples_on_disk
+
+        # From here on only the example records read it, and only after every attack has run.
+        outcome.record_perturbations = samples_on_disk(delta, np.arange(len(delta)))
     doc["relative_budget"] = _relative_budget(planned.attack, model, evaluation, cache)
     return doc, outcome, runs
 

@@ -146,16 +146,21 @@ def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatc
     model = load_model(MODELS / "cnn-ml100.onnx")
     profile = reduced(load_profile("ci"), n=8)
 
-    def rates() -> dict[str, dict[str, float]]:
-        report = run_scan(ScanConfig(model=model, profile=profile)).report
-        return {a["id"]: {t["threat_model"]: t["metrics"]["fooling_rate"]["value"]
-                          for t in a["threat_models"] if t.get("metrics")} for a in report["attacks"]}
+    def scan_once() -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+        result = run_scan(ScanConfig(model=model, profile=profile))
+        rates = {a["id"]: {t["threat_model"]: t["metrics"]["fooling_rate"]["value"]
+                           for t in a["threat_models"] if t.get("metrics")} for a in result.report["attacks"]}
+        return rates, result.samples
 
-    in_memory = rates()
-    monkeypatch.setattr(scan, "SPLITS_ON_DISK_BYTES", 0)
+    rates, samples = scan_once()
+    monkeypatch.setattr(scan, "SAMPLES_ON_DISK_BYTES", 0)  # splits and the per-record worst case on disk
     splits = scan._splits(model, "builtin:synthetic:n=16,seed=0", 8, 8, 0)
     assert not splits.craft.X.flags.owndata and not splits.evaluation.X.flags.owndata  # mapped, not copied
-    assert rates() == in_memory
+    rates_on_disk, samples_on_disk = scan_once()
+    assert rates_on_disk == rates
+    assert samples_on_disk.keys() == samples.keys() and any(k.startswith("delta_pgd") for k in samples)
+    for key, value in samples.items():  # the example records' perturbations come back from the file unchanged
+        assert np.array_equal(samples_on_disk[key], value), key
 
 
 def test_samples_on_disk_without_room_is_a_data_error_naming_the_folder(tmp_path: Path, monkeypatch) -> None:
