@@ -79,9 +79,9 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
     copy-on-write; the file is unlinked at once, so nothing is left behind even if the process is killed.
 
     Why: pages of a file mapping are in the process's memory only while they are read. A scan reads its eval
-    split in the per-record stage and its craft split only in the universal one, so the split not in use costs
-    no memory (PTB-XL's test fold: 0.26 GB per split at 500 Hz). The array behaves as an ordinary one;
-    writes stay private to the process.
+    split in the per-record stage and its craft split only in the universal one, and a per-record attack's
+    worst-case set only at the end, so what is not in use costs no memory (PTB-XL's test fold: 0.26 GB each at
+    500 Hz). The array behaves as an ordinary one; writes stay private to the process.
     """
     import os
     import tempfile
@@ -102,7 +102,7 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
         finally:
             os.unlink(path)
     except OSError as exc:
-        raise DataError(f"could not hold the split's {np.prod(shape) * 4 / 1e6:.0f} MB of samples in a temporary "
-                        f"file in {tempfile.gettempdir()} ({exc.strerror or exc}); free space there or point TMPDIR "
+        raise DataError(f"could not hold {np.prod(shape) * 4 / 1e6:.0f} MB of samples in a temporary file in "
+                        f"{tempfile.gettempdir()} ({exc.strerror or exc}); free space there or point TMPDIR "
                         "elsewhere.") from exc
     return mapped.view(np.ndarray)  # a plain array over the mapping, which it keeps open
