@@ -144,6 +144,12 @@ def power_fraction_below(perturbation: np.ndarray, fs: float, cutoff_hz: float) 
     return 1.0 if total == 0.0 else below / total
 
 
+def decisions_changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Per record: did the model's decision change? Class indices `(N,)`, or multi-hot `(N, K)` (any label)."""
+    diff = before != after
+    return diff.any(axis=1) if diff.ndim == 2 else diff
+
+
 RECORDS_AT_ONCE = 64
 """Records handled together wherever a copy of a whole split would be large (adversarial records, float64 work):
 memory then grows with this, not with the number of records."""

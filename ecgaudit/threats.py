@@ -378,7 +378,7 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
     uniform noise in the ε box, drawn per record.
     """
     from ecgaudit.attacks.blackbox_scar import smooth_directions
-    from ecgaudit.metrics import record_chunks, wilson
+    from ecgaudit.metrics import decisions_changed, record_chunks, wilson
 
     generator = torch.Generator().manual_seed(seed + 7919)
     x = torch.from_numpy(evaluation.X)
@@ -397,7 +397,7 @@ def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
                 (torch.rand(chunk.shape, generator=generator) * 2 - 1) * eps
             decisions.append(model.decide(model.predict((chunk + delta).numpy())))
         after, before = np.concatenate(decisions), clean.decisions
-        fooled = np.any(after != before, axis=1) if after.ndim == 2 else after != before
+        fooled = decisions_changed(before, after)
         rates.append(wilson(int(fooled.sum()), len(fooled)).to_dict())
     values = [r["value"] for r in rates]
     kind = ("random smooth band-limited perturbations with the same ε, cutoff and smoothing"

@@ -138,3 +138,12 @@ def test_multilabel_table_counts_records_per_label_on_a_model_with_a_known_answe
     table = {label: (row["gained"], row["lost"]) for label, row in mis["per_label"].items()}
     assert table == {"NORM": (0, 3), "MI": (0, 2), "STTC": (2, 0), "CD": (2, 0), "HYP": (0, 0)}
     assert mis["top_targets"] == ["STTC", "CD"] and mis["top_target_share"] == pytest.approx(2 / 3)
+
+
+def test_a_decision_changes_when_the_class_or_any_label_does() -> None:
+    from ecgaudit.metrics import decisions_changed
+
+    assert decisions_changed(np.array([0, 2, 1]), np.array([0, 1, 1])).tolist() == [False, True, False]
+    before = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], bool)
+    after = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], bool)
+    assert decisions_changed(before, after).tolist() == [False, True, True]

@@ -9,6 +9,7 @@ import numpy as np
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation, is_correct
 from ecgaudit.metrics import (
+    decisions_changed,
     misdiagnosis,
     per_lead_norms,
     power_fraction_below,
@@ -61,7 +62,7 @@ def measure_records(
         progress(min(rows.stop, n), n)
     adv_decisions = model.decide(np.concatenate(probabilities))
     multilabel = model.card.multilabel
-    fooled = np.any(adv_decisions != clean.decisions, axis=1) if multilabel else adv_decisions != clean.decisions
+    fooled = decisions_changed(clean.decisions, adv_decisions)
     metrics: dict[str, Any] = {"n_records": n, "fooling_rate": wilson(int(fooled.sum()), n).to_dict()}
     if clean.labels is not None and clean.correct is not None:
         labelled = np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0

@@ -17,7 +17,7 @@ import numpy as np
 from ecgaudit.clinical.criteria import CONTIGUOUS_PAIRS, meets_st_elevation, threshold_rule
 from ecgaudit.clinical.leads import LIMB_LEADS, einthoven_residual_mv
 from ecgaudit.clinical.st import StDeviations, detect_r_peaks, st_deviations
-from ecgaudit.metrics import power_fraction_below, record_chunks, wilson
+from ecgaudit.metrics import decisions_changed, power_fraction_below, record_chunks, wilson
 
 FRONT_END_CUTOFFS_HZ: tuple[float, ...] = (0.05, 0.5)
 """Diagnostic (IEC 60601-2-25, AHA 2007: 0.05 Hz) and monitoring (IEC 60601-2-27: 0.5 Hz) low-frequency edges."""
@@ -45,11 +45,6 @@ def _decisions(x_mv: np.ndarray, predict: Predict, decide: Decide, batch: int = 
     return decide(np.concatenate([predict(x_mv[i:i + batch]) for i in range(0, len(x_mv), batch)]))
 
 
-def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    diff = before != after
-    return diff.any(axis=1) if diff.ndim == 2 else diff
-
-
 def fooling_after_highpass(
     x_clean_mv: np.ndarray, delta_mv: np.ndarray, fs: float, predict: Predict, decide: Decide, *,
     cutoffs_hz: Sequence[float] = FRONT_END_CUTOFFS_HZ, clean_decisions: np.ndarray | None = None,
@@ -72,7 +67,7 @@ def fooling_after_highpass(
         # A chunk at a time: the filtered perturbations and adversarial records never exist for all records at once
         decisions = [decide(predict((x[rows] + (filtered(delta_mv[rows]) if universal is None else universal))
                                     .astype(np.float32))) for rows in record_chunks(n)]
-        fooled = _changed(clean, np.concatenate(decisions))
+        fooled = decisions_changed(clean, np.concatenate(decisions))
         return wilson(int(fooled.sum()), n).to_dict()
 
     return {
