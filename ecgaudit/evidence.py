@@ -6,7 +6,8 @@ those bytes, JUnit XML, and the signed statement over all of them. It checks the
 then swaps it in with one rename (an atomic exchange where the kernel offers it). Until that rename the
 previous bundle is untouched; after it, the new one is complete. A kill at any moment leaves one or the other.
 
-One scan at a time per output folder: `output_lock` holds an `flock` on `.<name>.lock` beside the folder.
+One scan at a time per output folder: `output_lock` holds an `flock` on `.<name>.lock` beside the folder,
+and removes that file when it is done.
 """
 
 from __future__ import annotations
@@ -153,26 +154,37 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         yield
         return
     path = lock_path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise OutputError(f"--out {out_dir} cannot be written: the lock file {path} cannot be created "
-                          f"({exc.strerror}).") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
+    while True:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OutputError(f"--out {out_dir} cannot be written: the lock file {path} cannot be created "
+                              f"({exc.strerror}).") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputError(f"another ecgaudit scan is writing to {out_dir} (it holds {path}); wait for it "
+                                  "to finish or pass another --out.") from exc
+            raise OutputError(f"--out {out_dir}: the lock file {path} cannot be locked ({exc.strerror}).") from exc
+        # The holder removes the file as it finishes; a file opened just before that is no longer the lock.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise OutputError(f"another ecgaudit scan is writing to {out_dir} (it holds {path}); wait for it to "
-                              "finish or pass another --out.") from exc
-        raise OutputError(f"--out {out_dir}: the lock file {path} cannot be locked ({exc.strerror}).") from exc
     _HELD_LOCKS[out] = fd
     try:
         _clean_leftovers(out)
         yield
     finally:
         del _HELD_LOCKS[out]
+        # Removed while still held, so nothing is left beside the folder and no one can lock the old file after.
+        with contextlib.suppress(OSError):
+            path.unlink()
         os.close(fd)
 
 

@@ -169,7 +169,7 @@ def test_without_an_atomic_exchange_the_fallback_renames_still_replace_the_folde
     code, text = _scan(run_cli, out, "--seed", "3")
     assert code == 0, text
     assert (out / "report.json").read_bytes() != (previous / "report.json").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_and_a_parked_bundle_is_restored(
@@ -185,4 +185,36 @@ def test_leftovers_of_a_killed_run_are_cleaned_and_a_parked_bundle_is_restored(
     with output_lock(out):
         pass
     assert snapshot(out) == snapshot(previous)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_the_lock_file_goes_when_its_holder_is_done_and_a_stale_one_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import os
+
+    import ecgaudit.evidence as evidence
+
+    out = tmp_path / "out"
+    lock = lock_path(out)
+    with evidence.output_lock(out):
+        assert lock.is_file()
+    assert not lock.exists()
+    # the holder finishes (removing the file) between our open and our flock: the inode we locked is stale,
+    # so the lock is taken again on a new file at the path
+    calls: list[int] = []
+    real_flock = fcntl.flock
+
+    def flock_after_the_holder_left(fd: int, op: int) -> None:
+        if not calls:
+            lock.unlink()
+        calls.append(os.fstat(fd).st_ino)
+        real_flock(fd, op)
+
+    lock.touch()
+    monkeypatch.setattr(evidence.fcntl, "flock", flock_after_the_holder_left)
+    with evidence.output_lock(out):
+        assert len(calls) == 2, "the lock taken on the removed file was not trusted"
+        assert lock.is_file() and os.stat(lock).st_ino == calls[1]
+    assert not lock.exists()
