@@ -41,8 +41,8 @@ def front_end_highpass(delta_mv: np.ndarray, fs: float, cutoff_hz: float) -> np.
     return out.astype(np.float32)
 
 
-def _decisions(x_mv: np.ndarray, predict: Predict, decide: Decide, batch: int = 64) -> np.ndarray:
-    return decide(np.concatenate([predict(x_mv[i:i + batch]) for i in range(0, len(x_mv), batch)]))
+def _decisions(x_mv: np.ndarray, predict: Predict, decide: Decide) -> np.ndarray:
+    return decide(np.concatenate([predict(x_mv[rows]) for rows in record_chunks(len(x_mv))]))
 
 
 def fooling_after_highpass(

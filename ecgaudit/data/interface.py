@@ -87,6 +87,7 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
     import tempfile
 
     from ecgaudit.errors import DataError
+    from ecgaudit.metrics import record_chunks
 
     shape = (len(index), *X.shape[1:])
     try:
@@ -96,8 +97,8 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
                 np.lib.format.write_array_header_1_0(
                     f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
                         "shape": shape})
-                for start in range(0, len(index), 64):
-                    f.write(np.ascontiguousarray(X[index[start : start + 64]], dtype=np.float32).tobytes())
+                for rows in record_chunks(len(index)):
+                    f.write(np.ascontiguousarray(X[index[rows]], dtype=np.float32).tobytes())
             mapped = np.load(path, mmap_mode="c")
         finally:
             os.unlink(path)
