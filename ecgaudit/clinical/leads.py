@@ -57,11 +57,13 @@ def einthoven_residual_mv(delta: np.ndarray, leads: Sequence[str]) -> float:
 
     0 for any signal an electrocardiograph could record. Shapes: `(L, T)` or `(N, L, T)` mV.
     """
-    if np.ndim(delta) < 3:
-        return float(np.sqrt(np.mean(einthoven_residuals(delta, leads) ** 2)))
     # a chunk of records at a time, so the float64 residuals never exist for a whole per-record eval split
-    squares = sum(float(np.sum(einthoven_residuals(delta[rows], leads) ** 2)) for rows in record_chunks(len(delta)))
-    return float(np.sqrt(squares / (len(delta) * 4 * np.shape(delta)[-1]))) if len(delta) else float("nan")
+    parts = [delta] if np.ndim(delta) < 3 else [delta[rows] for rows in record_chunks(len(delta))]
+    squares, count = 0.0, 0
+    for part in parts:
+        residuals = einthoven_residuals(part, leads)
+        squares, count = squares + float(np.sum(residuals**2)), count + residuals.size
+    return float(np.sqrt(squares / count)) if count else float("nan")
 
 
 def _metric_factor() -> np.ndarray:
