@@ -289,11 +289,9 @@ def worst_case(runs: Sequence[ThreatRun], attack: UniversalAttack | PerSampleAtt
     # PARITY_RECORDS (the adversarial-parity indicator). So one whole set stays in memory, not one per threat
     # model plus the merge. A lone threat model's outcome is the worst case itself and is left whole.
     delta = first.record_perturbations
-    merged = len(ran) > 1
     keep = np.arange(evaluation.n_records) < PARITY_RECORDS
-    if merged:
-        first_kept = first.fooled | keep if first.fooled is not None else np.ones(evaluation.n_records, bool)
-        first_rows = first.record_perturbations[first_kept]
+    if len(ran) > 1:  # the first outcome keeps copies of its rows; its whole array becomes the merge
+        first.keep_records(first.fooled | keep if first.fooled is not None else np.ones(evaluation.n_records, bool))
     chosen = np.full(evaluation.n_records, ran[0].threat_model, dtype=object)
     done = first.fooled.copy() if first.fooled is not None else np.zeros(evaluation.n_records, bool)
     for run in ran[1:]:
@@ -305,8 +303,6 @@ def worst_case(runs: Sequence[ThreatRun], attack: UniversalAttack | PerSampleAtt
         done |= outcome.fooled
         if outcome.record_rows is None:
             outcome.keep_records(outcome.fooled | keep)
-    if merged:
-        first.record_perturbations, first.record_rows = first_rows, np.flatnonzero(first_kept)
     metrics, fooled, adv = measure_records(model, evaluation, clean, delta, cutoff_hz=None)
     counts = {tm: int(((chosen == tm) & fooled).sum()) for tm in dict.fromkeys(chosen.tolist())}
     combined = AttackOutcome(first.attack, first.params, False, None, metrics, 0, evaluation.n_records,
