@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)
     from ecgaudit.models import load_model
-    from ecgaudit.scan import attack_document, execute, plan_attack
+    from ecgaudit.plan import plan_attack
+    from ecgaudit.scan import attack_document, execute
 
     model = load_model(args.model)
     rows = []

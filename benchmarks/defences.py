@@ -28,8 +28,9 @@ import torch
 
 from ecgaudit.constraints import default_eps_mv
 from ecgaudit.models import load_model
+from ecgaudit.plan import ScanConfig, plan_attack
 from ecgaudit.profiles import load_profile
-from ecgaudit.scan import ScanConfig, attack_document, execute, plan_attack, run_scan
+from ecgaudit.scan import attack_document, execute, run_scan
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"

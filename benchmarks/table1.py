@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ecgaudit.models import load_model
-from ecgaudit.scan import attack_document, execute, plan_attack
+from ecgaudit.plan import plan_attack
+from ecgaudit.scan import attack_document, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"

@@ -9,7 +9,8 @@ import torch
 from ecgaudit.card import parse_card
 from ecgaudit.data.synthetic import generate_synthetic
 from ecgaudit.models import load_model
-from ecgaudit.scan import attack_document, execute, plan_attack
+from ecgaudit.plan import plan_attack
+from ecgaudit.scan import attack_document, execute
 
 from .conftest import MODELS
 

@@ -8,8 +8,8 @@ import pytest
 
 from ecgaudit.errors import AttackError
 from ecgaudit.models import load_model
+from ecgaudit.plan import ScanConfig, plan_attack, plan_scan
 from ecgaudit.profiles import Profile, load_profile
-from ecgaudit.scan import ScanConfig, plan_attack, plan_scan
 
 from .conftest import MODELS
 

@@ -138,8 +138,9 @@ def test_samples_on_disk_are_the_records_writable_privately_and_leave_no_file(tm
 
 def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatch) -> None:
     import ecgaudit.scan as scan
+    from ecgaudit.plan import ScanConfig
     from ecgaudit.profiles import load_profile
-    from ecgaudit.scan import ScanConfig, run_scan
+    from ecgaudit.scan import run_scan
 
     from .test_threats import reduced
 

@@ -20,8 +20,9 @@ from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.indicators import masked_gradients, no_rise_with_budget, stronger_without_gradients
 from ecgaudit.metrics import power_fraction_below, wilson
 from ecgaudit.models import load_model
+from ecgaudit.plan import ScanConfig
 from ecgaudit.profiles import Profile, builtin_names, load_profile
-from ecgaudit.scan import ScanConfig, run_scan
+from ecgaudit.scan import run_scan
 from ecgaudit.threats import ThreatRun, worst_case
 
 from .conftest import MODELS
@@ -265,7 +266,8 @@ def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dynamic", "qdq"])
 def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_path: Path, kind: str) -> None:
-    from ecgaudit.scan import attack_document, execute, plan_attack
+    from ecgaudit.plan import plan_attack
+    from ecgaudit.scan import attack_document, execute
 
     settings = {"n_craft": 48, "n_eval": 48, "seed": 0, "params": {"epochs": 5, "batch_size": 16}}
     float_doc = attack_document(execute(plan_attack(load_model(MODELS / "cnn.onnx"), "scar", **settings)))

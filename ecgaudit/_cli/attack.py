@@ -127,7 +127,8 @@ def attack(
         threads=threads,
     )
     from ecgaudit.models import load_model
-    from ecgaudit.scan import attack_document, execute, plan_attack
+    from ecgaudit.plan import plan_attack
+    from ecgaudit.scan import attack_document, execute
     from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
     targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]

@@ -137,7 +137,8 @@ def scan(
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
                              timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
         from ecgaudit.models import load_model
-        from ecgaudit.scan import ScanConfig, run_scan
+        from ecgaudit.plan import ScanConfig
+        from ecgaudit.scan import run_scan
 
         targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,

@@ -12,9 +12,10 @@ from ecgaudit.errors import ReportError
 from ecgaudit.io import file_sha256, json_bytes
 from ecgaudit.models import load_model
 from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.plan import ScanConfig
 from ecgaudit.profiles import Profile
 from ecgaudit.report.model import Report
-from ecgaudit.scan import ScanConfig, prepare_splits, run_scan
+from ecgaudit.scan import prepare_splits, run_scan
 
 FLOAT_TOLERANCE = 1e-9
 IGNORED = {"seconds", "timing_seconds", "created", "path", "source", "environment"}
