@@ -23,6 +23,7 @@ from ecgaudit.threats import PARITY_RECORDS
 if TYPE_CHECKING:
     from ecgaudit.attacks.harness import AttackOutcome, Reporter
     from ecgaudit.data.interface import EcgDataset
+    from ecgaudit.data.splits import Splits
     from ecgaudit.models.interface import ModelAdapter
     from ecgaudit.report.model import Report
 
@@ -56,35 +57,6 @@ def load_for(model: ModelAdapter, spec: str) -> EcgDataset:
     return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads)
 
 
-SAMPLES_ON_DISK_BYTES = 128 << 20
-"""Samples that take at least this much (the two splits together; one per-record attack's worst-case set) are held
-in temporary files mapped into memory (`data.interface.samples_on_disk`): they are then in memory only while a
-stage reads them."""
-
-
-@dataclass(frozen=True)
-class Splits:
-    """The run's data: the resolved source, the disjoint craft and eval splits, and the whole source's summary.
-
-    Only the two splits hold samples: the source's full array is dropped once they are drawn, so a scan holds
-    each record once (the PTB-XL test fold is 0.5 GB as float32 at 500 Hz).
-    """
-
-    spec: str
-    craft: EcgDataset
-    evaluation: EcgDataset
-    craft_idx: np.ndarray
-    eval_idx: np.ndarray
-    source_summary: dict[str, Any]
-    hygiene: dict[str, Any] = field(default_factory=dict)
-
-    def summary(self, seed: int) -> dict[str, Any]:
-        return {**self.source_summary, "splits": {
-            "seed": seed, "n_craft": len(self.craft_idx), "n_eval": len(self.eval_idx),
-            "craft_manifest_sha256": self.craft.manifest_sha256,
-            "eval_manifest_sha256": self.evaluation.manifest_sha256}, "hygiene": self.hygiene}
-
-
 def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) -> Splits:
     """Load the data at the model's rate and draw the profile's craft/eval split with `seed`."""
     settings = profile.data["data"]
@@ -94,23 +66,9 @@ def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) 
 
 def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int,
             min_n_eval: int | None = None) -> Splits:
-    from ecgaudit.data.splits import split_dataset
+    from ecgaudit.data.splits import draw_splits
 
-    dataset = load_for(model, spec)
-    split = split_dataset(dataset, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
-    record_bytes = dataset.X[:1].nbytes
-    on_disk = (len(split.craft_idx) + len(split.eval_idx)) * record_bytes >= SAMPLES_ON_DISK_BYTES
-    return Splits(spec, dataset.subset(split.craft_idx, on_disk=on_disk),
-                  dataset.subset(split.eval_idx, on_disk=on_disk), split.craft_idx, split.eval_idx,
-                  data_summary(dataset), split.hygiene)
-
-
-def data_summary(dataset: EcgDataset) -> dict[str, Any]:
-    return {
-        "source": dataset.source, "fs": dataset.fs, "n_records": dataset.n_records,
-        "manifest_sha256": dataset.manifest_sha256,
-        "quality_issues": [{"record": q.record_id, "lead": q.lead, "kind": q.kind} for q in dataset.quality],
-    }
+    return draw_splits(load_for(model, spec), spec, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
 
 
 def environment(model: ModelAdapter) -> dict[str, Any]:
@@ -236,6 +194,7 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
                  evaluation: EcgDataset, clean: Any, surrogates: Any, surrogate_note: str | None, reporter: Reporter,
                  result: ScanResult, cache: dict[Any, Any]) -> tuple[dict[str, Any], AttackOutcome, list[Any]]:
     """One attack under every threat model; its document (worst case gated), outcome and runs."""
+    from ecgaudit.data import splits as data_splits
     from ecgaudit.threats import knowledge, noise_floor, run_threat_models, worst_case
 
     runs = run_threat_models(planned.attack, model, craft, evaluation, clean, settings=plan.threats,
@@ -280,7 +239,7 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
                                      seed=plan.seed)
     doc["clinical"] = _clinical(outcome, model, evaluation, clean)
     delta = outcome.record_perturbations
-    if delta is not None and outcome.record_rows is None and delta.nbytes >= SAMPLES_ON_DISK_BYTES:
+    if delta is not None and outcome.record_rows is None and delta.nbytes >= data_splits.SAMPLES_ON_DISK_BYTES:
         from ecgaudit.data.interface import samples_on_disk
 
         # From here on only the example records read it, and only after every attack has run.
@@ -315,6 +274,7 @@ def _transfer_out(planned: PlannedAttack, outcome: AttackOutcome, model: ModelAd
                   targets: list[Any], other_data: list[Any], report: dict[str, Any]) -> None:
     """The gated universal perturbation, measured on the `--transfer-to` models and `--transfer-data` sets."""
     from ecgaudit.attacks.transfer import transfer
+    from ecgaudit.data.splits import data_summary
 
     v = outcome.perturbation
     if v is None or not planned.transfer:

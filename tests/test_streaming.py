@@ -137,6 +137,7 @@ def test_samples_on_disk_are_the_records_writable_privately_and_leave_no_file(tm
 
 
 def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatch) -> None:
+    import ecgaudit.data.splits as data_splits
     import ecgaudit.scan as scan
     from ecgaudit.plan import ScanConfig
     from ecgaudit.profiles import load_profile
@@ -154,7 +155,7 @@ def test_a_scan_with_its_splits_on_disk_gives_the_same_report_numbers(monkeypatc
         return rates, result.samples
 
     rates, samples = scan_once()
-    monkeypatch.setattr(scan, "SAMPLES_ON_DISK_BYTES", 0)  # splits and the per-record worst case on disk
+    monkeypatch.setattr(data_splits, "SAMPLES_ON_DISK_BYTES", 0)  # splits and the per-record worst case on disk
     splits = scan._splits(model, "builtin:synthetic:n=16,seed=0", 8, 8, 0)
     assert not splits.craft.X.flags.owndata and not splits.evaluation.X.flags.owndata  # mapped, not copied
     rates_on_disk, samples_on_disk = scan_once()

@@ -18,11 +18,14 @@ a **shortfall**, recorded per split; `min_n_eval` (a profile's `data.min_n_eval`
 split would hold fewer records (`DataError`), since its intervals would be too wide to support a claim.
 
 With no duplicates, flags or patients the split is exactly the plain seeded permutation of `split_indices`.
+
+`draw_splits` does all this for a run and copies the two splits out of the source (`Splits`), so the source's
+full array can be dropped; large splits go to temporary files mapped into memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -158,4 +161,53 @@ def hygiene_summary(
             "n_craft_asked": n_craft, "n_craft": len(craft), "n_eval_asked": n_eval, "n_eval": len(evaluation),
             "short": len(craft) < n_craft or len(evaluation) < n_eval,
         },
+    }
+
+
+SAMPLES_ON_DISK_BYTES = 128 << 20
+"""Samples that take at least this much (the two splits together; one per-record attack's worst-case set) are held
+in temporary files mapped into memory (`ecgaudit.data.interface.samples_on_disk`): they are then in memory only
+while a stage reads them."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The run's data: the resolved source, the disjoint craft and eval splits, and the whole source's summary.
+
+    Only the two splits hold samples: the source's full array is dropped once they are drawn, so a scan holds
+    each record once (the PTB-XL test fold is 0.5 GB as float32 at 500 Hz).
+    """
+
+    spec: str
+    craft: EcgDataset
+    evaluation: EcgDataset
+    craft_idx: np.ndarray
+    eval_idx: np.ndarray
+    source_summary: dict[str, Any]
+    hygiene: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, seed: int) -> dict[str, Any]:
+        return {**self.source_summary, "splits": {
+            "seed": seed, "n_craft": len(self.craft_idx), "n_eval": len(self.eval_idx),
+            "craft_manifest_sha256": self.craft.manifest_sha256,
+            "eval_manifest_sha256": self.evaluation.manifest_sha256}, "hygiene": self.hygiene}
+
+
+def draw_splits(dataset: EcgDataset, spec: str, *, n_craft: int, n_eval: int, seed: int,
+                min_n_eval: int | None = None) -> Splits:
+    """`split_dataset`, then the two splits' samples copied out of `dataset` (`spec` is where it came from);
+    on disk when they take at least `SAMPLES_ON_DISK_BYTES`."""
+    split = split_dataset(dataset, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
+    record_bytes = dataset.X[:1].nbytes
+    on_disk = (len(split.craft_idx) + len(split.eval_idx)) * record_bytes >= SAMPLES_ON_DISK_BYTES
+    return Splits(spec, dataset.subset(split.craft_idx, on_disk=on_disk),
+                  dataset.subset(split.eval_idx, on_disk=on_disk), split.craft_idx, split.eval_idx,
+                  data_summary(dataset), split.hygiene)
+
+
+def data_summary(dataset: EcgDataset) -> dict[str, Any]:
+    return {
+        "source": dataset.source, "fs": dataset.fs, "n_records": dataset.n_records,
+        "manifest_sha256": dataset.manifest_sha256,
+        "quality_issues": [{"record": q.record_id, "lead": q.lead, "kind": q.kind} for q in dataset.quality],
     }
