@@ -22,10 +22,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -45,6 +45,7 @@ JUNIT_NAME = "junit.xml"
 BUNDLE_ENTRIES = frozenset({REPORT_NAME, PDF_NAME, ENVELOPE_NAME, SAMPLES_NAME, JUNIT_NAME, "perturbations", "wfdb"})
 """What a bundle folder may hold at its top level; a folder holding anything else is not replaced."""
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+T = TypeVar("T")
 _HELD_LOCKS: dict[Path, int] = {}
 """Output folders this process holds the lock of (resolved path -> lock file descriptor)."""
 
@@ -76,12 +77,33 @@ def lock_path(out_dir: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
 
-def check_output(out_dir: Path, junit: bool | Path = False) -> None:
+ATTACK_JSON = "attack.json"
+_ATTACK_ENTRY = re.compile(r"attack\.json|augmentation\.(npz|json)|perturbation(\.[A-Za-z0-9_-]+)?\.npy")
+
+
+def is_bundle_entry(name: str) -> bool:
+    return name in BUNDLE_ENTRIES
+
+
+def is_attack_entry(name: str) -> bool:
+    """What an `ecgaudit attack` folder may hold at its top level (see `attack_file`)."""
+    return _ATTACK_ENTRY.fullmatch(name) is not None
+
+
+def attack_file(attack_id: str, key: str) -> str:
+    """Where a one-attack run writes its perturbation `key` (`ScanResult.perturbations`): the gated worst case is
+    `perturbation.npy`, each other threat model's `perturbation.<threat-model>.npy`."""
+    return "perturbation.npy" if key == attack_id else f"perturbation.{key.removeprefix(attack_id + '.')}.npy"
+
+
+def check_output(out_dir: Path, junit: bool | Path = False, *, is_entry: Callable[[str], bool] = is_bundle_entry,
+                 kind: str = "report") -> None:
     """Refuse, before any work, an output folder that cannot be written or replaced, or a JUnit path that is a folder.
 
     Raises `OutputError`. It cannot prove the later renames will succeed (another process may change the
     folder), but it catches every mistake a user makes: a file for a folder, a read-only place, a folder of
-    other files that the swap would throw away.
+    other files that the swap would throw away. `is_entry` says which top-level names an earlier output of
+    this `kind` ("report", "attack run") may hold.
     """
     out = _resolve(out_dir, "--out")
     if out.parent == out:
@@ -89,24 +111,25 @@ def check_output(out_dir: Path, junit: bool | Path = False) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out_dir} is an existing file, not a folder; pass a folder path (it is created "
                           "if missing).")
-    _check_creatable(out.parent, f"--out {out_dir}")
+    check_creatable(out.parent, f"--out {out_dir}")
     junit_inside = _junit_inside(out, junit)
     if out.is_dir():
         if not os.access(out, os.W_OK | os.X_OK):
             raise OutputError(f"--out {out_dir} is a read-only folder; pass a folder you can write to.")
-        allowed = BUNDLE_ENTRIES | ({junit_inside.split("/")[0]} if junit_inside else set())
+        junit_entry = junit_inside.split("/")[0] if junit_inside else None
         for entry in sorted(out.iterdir()):
-            if entry.name not in allowed and not (entry.name.startswith(".") and entry.name.endswith(".partial")):
+            if not (is_entry(entry.name) or entry.name == junit_entry
+                    or (entry.name.startswith(".") and entry.name.endswith(".partial"))):
                 raise OutputError(
-                    f"--out {out_dir} holds {entry.name}, which is not part of an ecgaudit report; a scan replaces "
-                    "the whole folder, so pass a new or empty folder (or move that file away)."
+                    f"--out {out_dir} holds {entry.name}, which is not part of an ecgaudit {kind}; the new {kind} "
+                    "replaces the whole folder, so pass a new or empty folder (or move that file away)."
                 )
     if isinstance(junit, Path):
         target = _resolve(junit, "--junit-xml")
         if target.is_dir():
             raise OutputError(f"--junit-xml {junit} is a folder; pass a file path such as {junit}/junit.xml.")
         if junit_inside is None:
-            _check_creatable(target.parent, f"--junit-xml {junit}")
+            check_creatable(target.parent, f"--junit-xml {junit}")
 
 
 def _resolve(path: Path, option: str) -> Path:
@@ -116,7 +139,7 @@ def _resolve(path: Path, option: str) -> Path:
         raise OutputError(f"{option} {path} cannot be resolved ({exc}).") from exc
 
 
-def _check_creatable(folder: Path, what: str) -> None:
+def check_creatable(folder: Path, what: str) -> None:
     """`folder` exists as a writable folder, or can be created (its nearest existing ancestor is writable)."""
     existing = folder
     while not existing.exists() and existing.parent != existing:
@@ -189,13 +212,14 @@ def output_lock(out_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def reserve_output(out_dir: Path, junit: bool | Path = False) -> Iterator[None]:
+def reserve_output(out_dir: Path, junit: bool | Path = False, *, is_entry: Callable[[str], bool] = is_bundle_entry,
+                   kind: str = "report") -> Iterator[None]:
     """What a command does before any model work: `check_output`, then hold `output_lock` while the body runs.
 
     A JUnit file outside the bundle is removed now: CI must not read an earlier run's result after this one
     failed. The bundle itself stays as it is until `write_bundle` swaps in the new one.
     """
-    check_output(out_dir, junit)
+    check_output(out_dir, junit, is_entry=is_entry, kind=kind)
     with output_lock(out_dir):
         if isinstance(junit, Path) and _junit_inside(out_dir.resolve(), junit) is None:
             junit.unlink(missing_ok=True)
@@ -214,24 +238,51 @@ def write_bundle(result: ScanResult, out_dir: Path, *, key: Ed25519PrivateKey | 
     out = out_dir.resolve()
     junit_inside = _junit_inside(out, junit)
     junit_outside = junit.resolve() if isinstance(junit, Path) and junit_inside is None else None
+
+    def build(staging: Path) -> Bundle:
+        bundle = _build(result, staging, key, junit_inside, export_wfdb)
+        _check_built(staging, bundle, key)
+        if junit_outside is not None:
+            junit_outside.unlink(missing_ok=True)  # a stale JUnit file must not outlive a failed swap
+        return bundle
+
     with output_lock(out):
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-        try:
-            os.chmod(staging, 0o777 & ~current_umask())
-            bundle = _build(result, staging, key, junit_inside, export_wfdb)
-            _check_built(staging, bundle, key)
-            _fsync_tree(staging)
-            if junit_outside is not None:
-                junit_outside.unlink(missing_ok=True)  # a stale JUnit file must not outlive a failed swap
-            _swap_in(staging, out)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        bundle = replace_folder(out, build)
         if junit_outside is not None:
             from ecgaudit.render.junit import render_junit
 
             atomic_write_bytes(junit_outside, render_junit(bundle.report))
     junit_path = out_dir / junit_inside if junit_inside else (junit if isinstance(junit, Path) else None)
     return Bundle(out_dir, bundle.report, bundle.report_sha256, bundle.subjects, bundle.key_fingerprint, junit_path)
+
+
+def write_folder(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Replace `out_dir` whole by a folder holding exactly `files` (relative path -> bytes), as `write_bundle` does:
+    nothing of an earlier run survives beside the new files, and a failure leaves the earlier folder untouched."""
+
+    def build(staging: Path) -> None:
+        for name, data in files.items():
+            _write(staging / name, data)
+
+    with output_lock(out_dir):
+        replace_folder(out_dir.resolve(), build)
+
+
+def replace_folder(out: Path, build: Callable[[Path], T]) -> T:
+    """`build(staging)` fills a fresh folder beside `out` (same filesystem), then it is flushed and swapped in.
+
+    The caller holds `output_lock(out)`. Until the swap the old folder is untouched; the staging folder (which
+    then holds the old contents) is removed either way.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        os.chmod(staging, 0o777 & ~current_umask())
+        built = build(staging)
+        _fsync_tree(staging)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return built
 
 
 def render_report_pdf(report_bytes: bytes, folder: Path, *, what: str = "report") -> bytes:

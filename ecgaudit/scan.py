@@ -367,6 +367,14 @@ def run_scan(config: ScanConfig, reporter: Reporter | None = None) -> ScanResult
     return execute(plan_scan(config), reporter)
 
 
+def attack_files(result: ScanResult) -> dict[str, np.ndarray]:
+    """File name -> perturbation, for every perturbation `attack.json` names (`evidence.attack_file`)."""
+    from ecgaudit.evidence import attack_file
+
+    (attack,) = result.report["attacks"]
+    return {attack_file(attack["id"], key): v for key, v in result.perturbations.items()}
+
+
 def attack_document(result: ScanResult) -> dict[str, Any]:
     """The `attack.json` document of a one-attack run: the attack's fields at the top level."""
     report = result.report
@@ -375,8 +383,15 @@ def attack_document(result: ScanResult) -> dict[str, Any]:
     doc["data"] = {k: v for k, v in doc["data"].items() if k != "splits"}
     doc["splits"] = report["data"]["splits"]
     doc.update({k: v for k, v in attack.items() if k != "id"})
+    from ecgaudit.evidence import attack_file
+
     if "perturbation" in doc:
-        doc["perturbation"] = {**doc["perturbation"], "path": "perturbation.npy"}
+        doc["perturbation"] = {**doc["perturbation"], "path": attack_file(attack["id"], attack["id"])}
+    def renamed(entry: dict[str, Any]) -> dict[str, Any]:  # the scan's perturbations/<key>.npy, as written here
+        key = entry["perturbation"]["path"].removeprefix("perturbations/").removesuffix(".npy")
+        return {**entry, "perturbation": {**entry["perturbation"], "path": attack_file(attack["id"], key)}}
+
+    doc["threat_models"] = [renamed(e) if "perturbation" in e else e for e in attack.get("threat_models", [])]
     doc["transfer"] = [{k: v for k, v in t.items() if k != "attack"} for t in report["transfer"]]
     doc["transfer_data"] = [{k: v for k, v in t.items() if k != "attack"} for t in report["transfer_data"]]
     if report["sweep"] is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +33,8 @@ from ecgaudit.attacks import ATTACKS
 from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
 from ecgaudit.distributed import is_writer
 from ecgaudit.errors import AttackError
-from ecgaudit.io import atomic_write_bytes, json_bytes, npy_bytes
+from ecgaudit.evidence import ATTACK_JSON, check_creatable, is_attack_entry, reserve_output, write_folder
+from ecgaudit.io import json_bytes, npy_bytes
 from ecgaudit.render.console import attack_summary
 
 HELP = "Run one attack; write DIR/attack.json (metrics with 95% intervals) and DIR/perturbation.npy."
@@ -59,7 +62,8 @@ def attack(
     model: ModelArg,
     name: Annotated[AttackName, typer.Option("--attack", help="Which attack to run.", case_sensitive=False)],
     data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = DEFAULT_DATA,
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("ecgaudit-attack"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder (replaced whole; it may hold only an earlier "
+                                      "attack run's files).")] = Path("ecgaudit-attack"),
     transfer_to: Annotated[
         list[Path] | None,
         typer.Option("--transfer-to", help="Also measure the perturbation on this model (repeatable)."),
@@ -115,52 +119,59 @@ def attack(
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
 ) -> None:
-    if export_augmentation is not None and export_augmentation.exists() and not export_augmentation.is_dir():
-        raise AttackError(f"--export-augmentation {export_augmentation} is a file; give a folder.")
-    adapter = open_model(
-        model,
-        card,
-        card_overrides(fs, n_samples, leads, layout, classes, output, task),
-        timeout_s=model_timeout,
-        max_bytes=max_model_bytes,
-        device=device,
-        threads=threads,
-    )
-    from ecgaudit.models import load_model
-    from ecgaudit.plan import plan_attack
-    from ecgaudit.scan import attack_document, execute
-    from ecgaudit.sensitivity import DEFAULT_CHEST_MV
-
-    targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
-    plan = plan_attack(
-        adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval, seed=seed,
-        transfer_models=targets, transfer_data=tuple(transfer_data or ()),
-        sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
-        threat_models=tuple(threat_model or ("white-box", "bpda")), surrogates=tuple(surrogate or ("builtin:cnn",)),
-        queries=queries,
-    )
     writer = is_writer()  # under torchrun every rank computes its share of the model work; rank 0 writes
-    with reporter(enabled=not quiet and writer) as progress:
-        result = execute(plan, progress)
-    document = attack_document(result)
-    if writer:
-        for perturbation in result.perturbations.values():
-            atomic_write_bytes(out / "perturbation.npy", npy_bytes(perturbation))
-        atomic_write_bytes(out / "attack.json", json_bytes(document))
-        wide_console().print(attack_summary(document, out), highlight=False)
     if export_augmentation is not None:
-        from ecgaudit.augmentation import build_augmentation, write_augmentation
-        from ecgaudit.scan import load_for
+        if export_augmentation.exists() and not export_augmentation.is_dir():
+            raise AttackError(f"--export-augmentation {export_augmentation} is a file; give a folder.")
+        check_creatable(export_augmentation, f"--export-augmentation {export_augmentation}")
+    # Before any model work: a bad --out is exit 2 now, and one run at a time per folder.
+    with reserve_output(out, is_entry=_entries(out, export_augmentation), kind="attack run") if writer \
+            else nullcontext():
+        adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
+                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
+        from ecgaudit.models import load_model
+        from ecgaudit.plan import plan_attack
+        from ecgaudit.scan import attack_document, attack_files, execute
+        from ecgaudit.sensitivity import DEFAULT_CHEST_MV
 
-        planned = plan.attacks[0]
+        targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
+        plan = plan_attack(
+            adapter, name.value, params=parse_params(param or []), data=data, n_craft=n_craft, n_eval=n_eval,
+            seed=seed, transfer_models=targets, transfer_data=tuple(transfer_data or ()),
+            sweep_chest_mv=DEFAULT_CHEST_MV if sweep else (),
+            threat_models=tuple(threat_model or ("white-box", "bpda")), surrogates=tuple(surrogate or ("builtin:cnn",)),
+            queries=queries,
+        )
         with reporter(enabled=not quiet and writer) as progress:
-            augmentation = build_augmentation(
-                planned.attack, adapter, load_for(adapter, plan.data_spec),
-                perturbation=result.perturbations.get(planned.id), seed=seed, data_spec=plan.data_spec,
-                reporter=progress)
-        if not writer:
-            return
-        npz_path, _ = write_augmentation(augmentation, export_augmentation)
-        rate = augmentation.provenance["fooling_rate_on_runtime"]["value"]
-        wide_console().print(f"augmentation: {npz_path} ({len(augmentation.arrays['X'])} adversarial records; "
-                             f"{rate:.1%} of them change the model's decision)", highlight=False)
+            result = execute(plan, progress)
+        document = attack_document(result)
+        if writer:
+            # The whole folder at once: no perturbation of an earlier run can outlive it beside this attack.json.
+            files = {name: npy_bytes(v) for name, v in attack_files(result).items()}
+            write_folder(out, {**files, ATTACK_JSON: json_bytes(document)})
+            wide_console().print(attack_summary(document, out), highlight=False)
+        if export_augmentation is not None:
+            from ecgaudit.augmentation import build_augmentation, write_augmentation
+            from ecgaudit.scan import load_for
+
+            planned = plan.attacks[0]
+            with reporter(enabled=not quiet and writer) as progress:
+                augmentation = build_augmentation(
+                    planned.attack, adapter, load_for(adapter, plan.data_spec),
+                    perturbation=result.perturbations.get(planned.id), seed=seed, data_spec=plan.data_spec,
+                    reporter=progress)
+            if not writer:
+                return
+            npz_path, _ = write_augmentation(augmentation, export_augmentation)
+            rate = augmentation.provenance["fooling_rate_on_runtime"]["value"]
+            wide_console().print(f"augmentation: {npz_path} ({len(augmentation.arrays['X'])} adversarial records; "
+                                 f"{rate:.1%} of them change the model's decision)", highlight=False)
+
+
+def _entries(out: Path, export_augmentation: Path | None) -> Callable[[str], bool]:
+    """An earlier attack run's files, and the --export-augmentation folder when it lies inside --out."""
+    inside = None
+    if export_augmentation is not None and export_augmentation.resolve().is_relative_to(out.resolve()):
+        parts = export_augmentation.resolve().relative_to(out.resolve()).parts
+        inside = parts[0] if parts else None
+    return lambda name: is_attack_entry(name) or name == inside
