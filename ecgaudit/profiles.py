@@ -138,6 +138,25 @@ def _non_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "fooling_rate": (0.0, 1.0), "attack_success_rate": (0.0, 1.0),
+                "robust_accuracy": (0.0, 1.0), "power_below_cutoff": (0.0, 1.0), "ssim": (-1.0, 1.0)}
+"""The values each bounded metric can take; `snr_db` has no bound."""
+
+
+def _check_threshold(rule: dict[str, Any], key: str) -> None:
+    """A threshold outside its metric's range is a mistake (80 for 0.80): with `<=` above the top, or `>=` below the
+    bottom, the rule could never fail, and the gate would certify whatever was measured."""
+    if rule["metric"] not in METRIC_RANGE:
+        return
+    low, high = METRIC_RANGE[rule["metric"]]
+    threshold = rule["threshold"]
+    if not low <= threshold <= high:
+        outcome = "fail" if (threshold > high) == (rule["op"] == "<=") else "pass"
+        raise ProfileError(f"{key} is {threshold:g}, outside the {low:g} to {high:g} that {rule['metric']} can take, "
+                           f"so the rule could never {outcome}; give a threshold between {low:g} and {high:g} "
+                           "(rates are fractions: 0.8, not 80).")
+
+
 def _check_references(data: dict[str, Any], source: str) -> None:
     bad = _non_finite(data)
     if bad is not None:
@@ -158,6 +177,8 @@ def _check_references(data: dict[str, Any], source: str) -> None:
         elif attack not in ids:
             raise ProfileError(f"profile {source}: key 'gate.rules[{i}].attack' names '{attack}', which is not an "
                                f"attack id of this profile ({', '.join(ids)}).")
+    for i, rule in enumerate(data["gate"]["rules"]):
+        _check_threshold(rule, f"profile {source}: key 'gate.rules[{i}].threshold'")
     for name in data.get("transfer", {}).get("attacks", []):
         if name not in ids:
             raise ProfileError(f"profile {source}: key 'transfer.attacks' names '{name}', which is not an attack id.")

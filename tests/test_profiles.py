@@ -88,6 +88,10 @@ BAD = [
     ("toml-syntax", "[gate]\n", "[gate]\nthis is = = not toml\n", ["TOML"]),
     ("unknown-rule-attack", 'attack = "scar"\nmetric', 'attack = "nope"\nmetric', ["gate.rules[1].attack", "nope"]),
     ("unknown-key", "[data]\n", "[data]\nn_records = 3\n", ["data.n_records"]),
+    # a rate threshold outside 0..1 (a percentage, say) would make the rule unable to fail, or to pass
+    ("threshold-above-range", "threshold = 1.0\n", "threshold = 1.5\n", ["gate.rules[1].threshold", "never fail"]),
+    ("threshold-percent", "threshold = 0.0\n", "threshold = 80\n", ["gate.rules[0].threshold", "0.8, not 80"]),
+    ("threshold-below-range", "threshold = 0.0\n", "threshold = -1\n", ["gate.rules[0].threshold", "never fail"]),
 ]
 
 
