@@ -447,3 +447,14 @@ def test_sigint_mid_scan_leaves_the_earlier_report_and_no_partial_file(tmp_path:
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert not partials(out), partials(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no unfinished folder or lock file left beside it"
+
+
+def test_an_unwritable_step_summary_warns_and_keeps_the_verdict_and_the_report(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "summary.md"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GITHUB_STEP_SUMMARY", str(missing))
+        code, stdout, stderr = run_main("scan", LIGHT, "--profile", STRICT, "--out", tmp_path / "out", "--json")
+    assert code == 1, stderr  # the gate's FAIL, not an internal error
+    assert "GITHUB_STEP_SUMMARY" in stderr and str(missing) in stderr and "Traceback" not in stderr
+    assert json.loads(stdout)["verdict"] == "FAIL"
+    assert (tmp_path / "out" / "report.json").is_file() and not missing.exists()

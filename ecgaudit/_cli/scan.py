@@ -163,8 +163,13 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
     """The step summary, the UNSIGNED notice, then the summary: JSON, a table, or (with --quiet) one line."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "ab") as handle:
-            handle.write(render_markdown(bundle.report))
+        try:
+            with open(step_summary, "ab") as handle:
+                handle.write(render_markdown(bundle.report))
+        except OSError as exc:  # the report is written and the verdict stands: CI must still get both
+            wide_console(stderr=True).print(
+                f"[bold yellow]warning:[/] the markdown summary could not be appended to GITHUB_STEP_SUMMARY "
+                f"({step_summary}: {exc.strerror}); the report itself was written.", highlight=False, soft_wrap=True)
     if bundle.key_fingerprint is None:
         wide_console(stderr=True).print(
             "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
