@@ -149,3 +149,9 @@ def test_attack_on_onnx_and_torchscript_twins_agree(run_cli, tmp_path: Path) -> 
         assert code == 0
         rates.append(json.loads((out / "attack.json").read_text())["metrics"]["fooling_rate"]["value"])
     assert abs(rates[0] - rates[1]) <= 0.02
+
+
+def test_debug_is_accepted_after_the_command_as_the_internal_error_message_says(run_cli, tmp_path: Path) -> None:
+    code, out, err = run_cli("inspect", MODELS / "cnn.onnx", "--json", "--debug")
+    assert code == 0, err
+    assert json.loads(out)["model"]["format"] == "onnx"

@@ -402,10 +402,13 @@ def test_onnx_and_torchscript_twins_give_the_same_verdicts(tmp_path: Path) -> No
         assert a["fooling_rate"]["value"] == pytest.approx(b["fooling_rate"]["value"], abs=0.02), a["id"]
 
 
-# --- a real Ctrl-C -------------------------------------------------------------------------------------------------
+# --- a real Ctrl-C, and the SIGTERM torchrun and schedulers send -----------------------------------------------------
 
 
-def test_sigint_mid_scan_leaves_the_earlier_report_and_no_partial_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_mid_scan_leaves_the_earlier_report_and_no_partial_file(
+    tmp_path: Path, sig: signal.Signals, code: int, word: str
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     earlier = out / "report.json"
@@ -433,7 +436,7 @@ def test_sigint_mid_scan_leaves_the_earlier_report_and_no_partial_file(tmp_path:
             seen += proc.stderr.read() or b""
             time.sleep(0.1)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         os.set_blocking(proc.stderr.fileno(), True)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -441,8 +444,8 @@ def test_sigint_mid_scan_leaves_the_earlier_report_and_no_partial_file(tmp_path:
             proc.kill()
             proc.wait()
     text = (seen + stderr + stdout).decode(errors="replace")
-    assert proc.returncode == 130, text[-2000:]
-    assert "Traceback" not in text
+    assert proc.returncode == code, text[-2000:]
+    assert word in text and "Traceback" not in text
     assert earlier.read_text(encoding="utf-8") == '{"gate": {"verdict": "PASS"}}\n', "an interrupted run changed it"
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert not partials(out), partials(out)

@@ -8,7 +8,10 @@ Only this package prints or exits.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -35,6 +38,15 @@ app = typer.Typer(
 )
 
 _state = {"debug": False}
+
+
+class Terminated(BaseException):
+    """SIGTERM (what torchrun, schedulers and `kill` send), raised in the main thread so that everything unwinds as
+    for Ctrl-C: the output lock and unfinished folders are removed, and the earlier report stays."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def _version(value: bool) -> None:
@@ -81,7 +93,11 @@ _register()
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with a documented code; nothing uncaught leaves as 1."""
     args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:  # accepted after the command too (`ecgaudit scan ... --debug`), as the bug message says
+        args = ["--debug", *(a for a in args if a != "--debug")]
     _state["debug"] = "--debug" in args
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         result = app(args=args, prog_name="ecgaudit", standalone_mode=False)
         code = int(result) if isinstance(result, int) else ExitCode.OK
@@ -104,17 +120,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]: nothing complete was written.")
         code = 130
+    except Terminated:
+        err_console.print("[bold red]terminated[/] (SIGTERM): nothing complete was written.")
+        code = 128 + signal.SIGTERM
     except Exception:  # the one place that maps unexpected failures to exit 3
         if _state["debug"]:
             err_console.print_exception()
         exc_type, exc_value, _ = sys.exc_info()
         err_console.print(
             f"[bold red]internal error[/] ({exc_type.__name__ if exc_type else 'unknown'}: {exc_value}); "
-            "this is a bug in ecgaudit: rerun with --debug and report the traceback.",
+            "this is a bug in ecgaudit: rerun with --debug (e.g. `ecgaudit --debug scan ...`) and report the "
+            "traceback.",
             highlight=False,
             soft_wrap=True,
         )
         code = ExitCode.INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     # Only a run that loaded a model can have abandoned a hung model call (and only then is the module imported).
     models = sys.modules.get("ecgaudit.models.interface")
     if models is not None and any(thread.is_alive() for thread in models.ABANDONED_THREADS):
