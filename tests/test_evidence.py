@@ -357,3 +357,42 @@ def test_unsigned_scan_says_so_loudly(run_cli, tmp_path: Path) -> None:
     assert "UNSIGNED" in err
     assert not (tmp_path / "o" / "report.dsse.json").exists()
     assert json.loads((tmp_path / "o" / "report.json").read_text())["signing"]["signed"] is False
+
+
+# --- output paths the evidence commands cannot use: one sentence, exit 2, nothing half-written ----------------------
+
+
+def test_keygen_render_and_verify_refuse_paths_they_cannot_use(run_cli, signed: SignedScan, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    cases = [
+        (("keygen", "--out", a_file), "is a file"),
+        (("keygen", "--out", a_file / "sub"), "is a file, not a folder"),
+        (("render", signed.out / "report.json", "--out", tmp_path), "is a folder"),
+        (("render", signed.out / "report.json", "--out", a_file / "x.pdf"), "is a file, not a folder"),
+        (("verify", signed.out / "report.dsse.json", "--key", signed.public, "--model", signed.model,
+          "--report-dir", tmp_path / "nope"), "is not a folder"),
+    ]
+    for args, needle in cases:
+        code, out, err = run_cli(*args)
+        text = out + err
+        assert code == 2, (args, text)
+        assert needle in text and "Traceback" not in text and "internal error" not in text, (args, text)
+    assert a_file.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_keygen_that_cannot_write_is_exit_2_and_leaves_no_half_pair(run_cli, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgaudit.report.signing as signing
+
+    real = signing.atomic_write_bytes
+
+    def full_disk(path: Path, data: bytes, **kwargs: object) -> str:
+        if path.name.endswith(".pub.pem"):  # the private key is written, then the disk is full
+            raise OSError(28, "No space left on device")
+        return real(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signing, "atomic_write_bytes", full_disk)
+    code, _, err = run_cli("keygen", "--out", tmp_path)
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []  # no private key without its public half

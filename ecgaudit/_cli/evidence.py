@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ecgaudit.errors import ExitCode, ReportError, VerificationError
-from ecgaudit.evidence import render_report_pdf
+from ecgaudit.errors import ExitCode, OutputError, ReportError, VerificationError
+from ecgaudit.evidence import check_creatable, render_report_pdf
 from ecgaudit.io import MAX_REPORT_BYTES, atomic_write_bytes, read_bounded, read_json_object
 from ecgaudit.report.schema import report_schema, validate_report
 from ecgaudit.report.signing import keygen
@@ -23,6 +23,10 @@ def keygen_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the key pair.")] = Path("."),
 ) -> None:
     """Write an Ed25519 key pair (PEM): ecgaudit-signing.pem (mode 0600) and ecgaudit-signing.pub.pem."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give the folder the two key files go in (it is created if "
+                          "missing).")
+    check_creatable(out, f"--out {out}")
     private, public = keygen(out)
     console.print(f"wrote private key {private} (mode 600; keep it secret) and public key {public}")
 
@@ -49,6 +53,9 @@ def verify_command(
     Every subject must be present and match its signed digest; a missing one fails unless named in --skip.
     With --reproduce, also rerun the scan and exit 1 if any metric drifted. Bad usage or unreadable input: exit 2.
     """
+    if report_dir is not None and not report_dir.is_dir():
+        raise typer.BadParameter(f"{report_dir} is not a folder; give the folder that holds the report's files.",
+                                 param_hint="--report-dir")
     err = Console(stderr=True)
     report: dict | None = None
     skipped: list[str] = []
@@ -111,9 +118,15 @@ def render_command(
     out: Annotated[Path, typer.Option("--out", help="The PDF to write.")] = Path("report.pdf"),
 ) -> None:
     """Rebuild the PDF from a saved report: byte for byte the scan's own report.pdf, given the same folder."""
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give the PDF's file path, such as {out / 'report.pdf'}.")
+    check_creatable(out.parent, f"--out {out}")
     data = read_bounded(report, "report", ReportError, max_bytes=MAX_REPORT_BYTES)
     pdf = render_report_pdf(data, report.parent, what=f"report {report}")
-    atomic_write_bytes(out, pdf)
+    try:
+        atomic_write_bytes(out, pdf)
+    except OSError as exc:
+        raise OutputError(f"--out {out} cannot be written ({exc.strerror}).") from exc
     console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
 

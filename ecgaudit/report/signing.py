@@ -65,8 +65,12 @@ def keygen(out_dir: Path) -> tuple[Path, Path]:
     for path in (private_path, public_path):
         if path.exists():
             raise SigningKeyError(f"{path} already exists; ecgaudit will not overwrite a key.")
-    atomic_write_bytes(private_path, private_pem, mode=0o600)
-    atomic_write_bytes(public_path, public_pem, mode=0o644)
+    try:
+        atomic_write_bytes(private_path, private_pem, mode=0o600)
+        atomic_write_bytes(public_path, public_pem, mode=0o644)
+    except OSError as exc:
+        private_path.unlink(missing_ok=True)  # never half a key pair
+        raise SigningKeyError(f"the key pair cannot be written to {out_dir} ({exc.strerror}).") from exc
     return private_path, public_path
 
 
