@@ -177,6 +177,11 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         yield
         return
     path = lock_path(out)
+    created = []  # the folders made for the lock file; removed again if the run writes nothing
+    missing = out.parent
+    while not missing.exists() and missing.parent != missing:
+        created.append(missing)
+        missing = missing.parent
     while True:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +214,10 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)
+        if not out.exists():  # a run that failed before writing leaves no trace, not even the parents it made
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 @contextlib.contextmanager

@@ -136,10 +136,11 @@ def test_bad_profile_is_exit_2_naming_key_and_file(
 
 
 def test_unknown_builtin_profile_is_exit_2(run_cli, no_model_work, tmp_path: Path) -> None:
-    code, out, err = run_cli("scan", MODELS / "cnn.onnx", "--profile", "nosuch", "--out", tmp_path / "out")
+    code, out, err = run_cli("scan", MODELS / "cnn.onnx", "--profile", "nosuch", "--out", tmp_path / "a" / "b" / "out")
     assert code == 2, err
     assert "Traceback" not in out + err
     assert_one_sentence(err, "nosuch", "samd")
+    assert list(tmp_path.iterdir()) == []  # not even the missing parents of --out, which the lock file needed
 
 
 def test_missing_profile_file_is_exit_2(run_cli, no_model_work, tmp_path: Path) -> None:
