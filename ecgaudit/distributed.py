@@ -133,6 +133,15 @@ def start(device: str | None = None) -> None:
         raise DistributedError(f"RANK={me} is outside 0..{size - 1} (WORLD_SIZE={size}); launch with torchrun.")
     backend = backend_for_device(device)
     local_size = max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+    if backend == "nccl":  # a missing GPU is the user's to fix (exit 2), found before NCCL fails on it
+        from ecgaudit.models.device import resolve_device
+
+        resolve_device(device or "cuda")
+        local_rank, gpus = _env_int("LOCAL_RANK", 0), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise DistributedError(f"rank {me} is local rank {local_rank} on a node with {gpus} CUDA GPU(s); start "
+                                   f"at most {gpus} process(es) per node with --device cuda (NCCL needs one GPU "
+                                   "per rank).")
     if os.environ.get("OMP_NUM_THREADS", "1") == "1":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         torch.set_num_threads(max(1, cores // local_size))

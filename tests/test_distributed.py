@@ -128,6 +128,19 @@ def test_without_torchrun_nothing_is_sharded(monkeypatch: pytest.MonkeyPatch) ->
     assert distributed.agree_on_exit_code(lambda: 4) == 4
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a CUDA GPU")
+def test_torchrun_with_device_cuda_and_no_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecgaudit.errors import DeviceError
+
+    rank_1_of_2 = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    for name, value in rank_1_of_2.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DeviceError, match="no CUDA GPU.*--device cpu"):
+        distributed.start("cuda")
+    assert not distributed.active()
+
+
 def test_a_torchrun_env_without_a_rendezvous_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
@@ -170,17 +183,19 @@ def test_two_processes_give_the_one_process_verdict(tmp_path: Path) -> None:
                             tmp_path / "two")
     # The profile's gate fails: exit 1. torchrun exits 1 when any rank fails and names the first failure: rank 0's
     # code, the run's outcome. Rank 1 waited for rank 0 to write, then left with 0; torchrun lists it only if it
-    # had to stop it (SIGTERM) while it was still exiting.
+    # had to stop it (SIGTERM: -15, or 143 once ecgaudit's handler has unwound) while it was still exiting.
     assert one_rc == 1, one_err
     assert two_rc == 1, two_err
     root = two_err.split("Root Cause", 1)[-1]
     assert re.search(r"rank\s*:\s*0 \(local_rank: 0\)\s*exitcode\s*:\s*1 ", root), two_err
     others = re.findall(r"rank\s*:\s*1 \(local_rank: 1\)\s*exitcode\s*:\s*(-?\d+)", two_err)
-    assert set(others) <= {"-15"}, two_err
+    assert set(others) <= {"-15", "143"}, two_err
     one = json.loads((tmp_path / "one" / "out" / "report.json").read_text())
     two = json.loads((tmp_path / "two" / "out" / "report.json").read_text())
     assert two["environment"]["distributed"] == {"world_size": 2, "backend": "gloo"}
     assert one["environment"]["distributed"] == {"world_size": 1, "backend": None}
+    # each rank's onnxruntime uses the rank's share of the cores, as torch does (not every core per rank)
+    assert two["model"]["runtime"]["intra_op_threads"] == two["environment"]["threads"] >= 1
     assert two["gate"]["verdict"] == one["gate"]["verdict"] == "FAIL"
     assert [a["id"] for a in two["attacks"]] == [a["id"] for a in one["attacks"]]
     ran = 0

@@ -67,12 +67,14 @@ def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, tim
     `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB)."""
     import torch
 
-    from ecgaudit.distributed import start
+    from ecgaudit.distributed import active, start
     from ecgaudit.models import load_model
 
     start(device)  # under torchrun: join the other ranks, so the models loaded from here on share out their work
     torch.set_flush_denormal(True)  # denormal floats in conv layers cost 10-100x on x86; flush them once per run
     if threads is not None:
         torch.set_num_threads(threads)
+    elif active():  # each rank's onnxruntime gets the rank's share of the cores, as torch did, not all of them
+        threads = torch.get_num_threads()
     return load_model(model, card_path=card, card_overrides=overrides, timeout_s=timeout_s, max_bytes=max_bytes,
                       device=device, threads=threads)
