@@ -171,6 +171,23 @@ def test_samples_on_disk_without_room_is_a_data_error_naming_the_folder(tmp_path
     from ecgaudit.data.interface import samples_on_disk
     from ecgaudit.errors import DataError
 
+    monkeypatch.delenv("TMPDIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     with pytest.raises(DataError, match="temporary file in .*missing.*TMPDIR"):
         samples_on_disk(np.zeros((3, 12, 100), np.float32), np.arange(3))
+
+
+def test_an_unusable_tmpdir_is_a_data_error_not_a_silent_fallback_to_tmp(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from ecgaudit.data.interface import samples_on_disk
+    from ecgaudit.errors import DataError
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile reads TMPDIR again, and falls back from it
+    with pytest.raises(DataError, match=r"TMPDIR=.*missing is not a writable folder"):
+        samples_on_disk(np.zeros((3, 12, 100), np.float32), np.arange(3))
+    (tmp_path / "missing").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    held = samples_on_disk(np.ones((3, 12, 100), np.float32), np.arange(3))
+    assert held.shape == (3, 12, 100) and float(held.sum()) == 3 * 12 * 100

@@ -90,6 +90,11 @@ def samples_on_disk(X: np.ndarray, index: np.ndarray) -> np.ndarray:
     from ecgaudit.metrics import record_chunks
 
     shape = (len(index), *X.shape[1:])
+    asked = os.environ.get("TMPDIR")
+    # tempfile falls back to /tmp without a word when TMPDIR is unusable; whoever set it meant that disk, not /tmp.
+    if asked and os.path.realpath(asked) != os.path.realpath(tempfile.gettempdir()):
+        raise DataError(f"TMPDIR={asked} is not a writable folder, and {np.prod(shape) * 4 / 1e6:.0f} MB of samples "
+                        "need a temporary file; create it, make it writable, or unset TMPDIR.")
     try:
         fd, path = tempfile.mkstemp(prefix="ecgaudit-samples-", suffix=".npy")
         try:
