@@ -64,6 +64,9 @@ class Profile:
 def load_profile(name_or_path: str) -> Profile:
     """A built-in profile by name, or a TOML file by path."""
     path = Path(name_or_path)
+    if path.is_dir():
+        raise ProfileError(f"profile {path} is a folder; give a built-in profile's name ({', '.join(builtin_names())}) "
+                           "or the path of a .toml file.")
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise ProfileError(f"profile file {path} does not exist.")

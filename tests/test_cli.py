@@ -155,3 +155,10 @@ def test_debug_is_accepted_after_the_command_as_the_internal_error_message_says(
     code, out, err = run_cli("inspect", MODELS / "cnn.onnx", "--json", "--debug")
     assert code == 0, err
     assert json.loads(out)["model"]["format"] == "onnx"
+
+
+def test_a_folder_given_as_model_or_profile_is_named_as_a_folder(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("inspect", tmp_path)
+    assert code == 2 and "is a folder" in err and "does not exist" not in err, err
+    code, _, err = run_cli("scan", MODELS / "cnn.onnx", "--profile", tmp_path, "--out", tmp_path / "out")
+    assert code == 2 and "is a folder" in err and "unknown profile" not in err, err

@@ -99,6 +99,8 @@ def load_model(
     """
     path = Path(path)
     where = resolve_device(device)
+    if path.is_dir():
+        raise ModelError(f"model {path} is a folder; give the model file itself (ONNX or TorchScript).")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist.")
     suffix = path.suffix.lower()
