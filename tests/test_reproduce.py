@@ -28,6 +28,7 @@ def test_fresh_ci_scan_reproduces_with_zero_drift(run_cli, ci_report: Path) -> N
     code, out, err = run_cli("verify", ci_report, "--reproduce", "--model", MODELS / "cnn-ml100.onnx")
     assert code == 0, err
     assert "zero drift" in out
+    assert "clean evaluation" in err and "scar" in err  # the rerun shows its progress, as the scan did
 
 
 def test_changed_seed_is_reported_as_drift(run_cli, ci_report: Path, tmp_path: Path) -> None:

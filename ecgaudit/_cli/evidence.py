@@ -90,9 +90,12 @@ def verify_command(
             raise typer.BadParameter("--reproduce needs --model, the file that was audited.", param_hint="--model")
         if report is None:
             report = _read_report(envelope)
+        from ecgaudit._cli._progress import reporter
         from ecgaudit.report.reproduce import reproduce as reproduce_report  # loads the model stack
 
-        drift = reproduce_report(report, model=model, data=data, transfer_models=list(transfer_to or []))
+        with reporter() as progress:  # the whole scan again: minutes under samd
+            drift = reproduce_report(report, model=model, data=data, transfer_models=list(transfer_to or []),
+                                     reporter=progress)
         if drift:
             err.print(f"[bold red]drift:[/] {len(drift)} quantity(ies) differ on rerun:", highlight=False)
             for line in drift[:50]:

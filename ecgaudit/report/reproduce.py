@@ -6,7 +6,7 @@ import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecgaudit.errors import ReportError
 from ecgaudit.io import file_sha256, json_bytes
@@ -16,6 +16,9 @@ from ecgaudit.plan import ScanConfig
 from ecgaudit.profiles import Profile
 from ecgaudit.report.model import Report
 from ecgaudit.scan import prepare_splits, run_scan
+
+if TYPE_CHECKING:
+    from ecgaudit.attacks.harness import Reporter
 
 FLOAT_TOLERANCE = 1e-9
 IGNORED = {"seconds", "timing_seconds", "created", "path", "source", "environment"}
@@ -74,7 +77,7 @@ def compare_reports(old: Report, new: Report) -> list[str]:
 
 
 def reproduce(report: Report, *, model: Path, data: str | None = None,
-              transfer_models: list[Path] | None = None) -> list[str]:
+              transfer_models: list[Path] | None = None, reporter: Reporter | None = None) -> list[str]:
     """Rerun the described scan on `model` (which must be the audited file) and return the drift lines.
 
     The model is read with the card the scan used (`model.card` in the report), so flags that overrode the
@@ -100,7 +103,7 @@ def reproduce(report: Report, *, model: Path, data: str | None = None,
         return data_drift + [f"seed: {seed} (the data splits differ, so every metric would; attacks not rerun)"]
     targets = [load_model(p) for p in (transfer_models or [])]
     config = ScanConfig(model=adapter, profile=profile, data=spec, seed=seed, transfer_models=targets)
-    rerun = run_scan(config).report
+    rerun = run_scan(config, reporter).report
     if not targets:
         rerun["transfer"] = report.get("transfer", [])
     return compare_reports(report, rerun)
