@@ -459,5 +459,6 @@ def test_an_unwritable_step_summary_warns_and_keeps_the_verdict_and_the_report(t
         code, stdout, stderr = run_main("scan", LIGHT, "--profile", STRICT, "--out", tmp_path / "out", "--json")
     assert code == 1, stderr  # the gate's FAIL, not an internal error
     assert "GITHUB_STEP_SUMMARY" in stderr and str(missing) in stderr and "Traceback" not in stderr
+    assert "writing the report, its PDF" in stderr  # the last seconds of a scan say what they do
     assert json.loads(stdout)["verdict"] == "FAIL"
     assert (tmp_path / "out" / "report.json").is_file() and not missing.exists()

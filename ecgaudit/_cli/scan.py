@@ -151,8 +151,11 @@ def scan(
             result.report["document"] = document
 
         def write() -> int:
-            bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
-                                  export_wfdb=export_wfdb_samples)
+            with reporter(enabled=not quiet) as progress:  # the PDF and the checks take seconds: say what runs
+                done = progress.task("writing the report, its PDF and the signed bundle", 1)
+                bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
+                                      export_wfdb=export_wfdb_samples)
+                done(1, 1)
             print_outcome(bundle, result, as_json=as_json, quiet=quiet)
             return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
 
