@@ -162,3 +162,10 @@ def test_a_folder_given_as_model_or_profile_is_named_as_a_folder(run_cli, tmp_pa
     assert code == 2 and "is a folder" in err and "does not exist" not in err, err
     code, _, err = run_cli("scan", MODELS / "cnn.onnx", "--profile", tmp_path, "--out", tmp_path / "out")
     assert code == 2 and "is a folder" in err and "unknown profile" not in err, err
+
+
+def test_a_black_box_budget_too_small_for_one_spsa_step_says_how_many_it_needs(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("attack", MODELS / "cnn.onnx", "--attack", "pgd", "--threat-model", "black-box",
+                           "--queries", "3", "--n-craft", "2", "--n-eval", "2", "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and "3 queries per record" in err and "give at least" in err, err
+    assert not (tmp_path / "out").exists()

@@ -49,9 +49,12 @@ class SPSA(PerSampleAttack):
     floor_hz: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.directions < 1 or self.queries < 2 * self.directions + 1 or self.batch_size < 1:
-            raise AttackError("spsa: queries must cover at least one step (2 × directions + 1), and directions and "
-                              "batch_size must be at least 1.")
+        if self.directions < 1 or self.batch_size < 1:
+            raise AttackError("spsa: directions and batch_size must be at least 1.")
+        if self.queries < 2 * self.directions + 1:
+            raise AttackError(f"spsa: {self.queries} queries per record cannot pay for one step ({self.directions} "
+                              f"directions cost 2 × {self.directions} + 1 = {2 * self.directions + 1}); give at least "
+                              f"{2 * self.directions + 1} queries per record.")
         if not 0 < self.probe <= 1 or not 0 < self.step <= 1:
             raise AttackError("spsa: probe and step must be fractions of ε in (0, 1].")
 
