@@ -194,12 +194,13 @@ def _run_planned(planned: PlannedAttack, plan: Plan, model: ModelAdapter, craft:
                  evaluation: EcgDataset, clean: Any, surrogates: Any, surrogate_note: str | None, reporter: Reporter,
                  result: ScanResult, cache: dict[Any, Any]) -> tuple[dict[str, Any], AttackOutcome, list[Any]]:
     """One attack under every threat model; its document (worst case gated), outcome and runs."""
+    from ecgaudit.attacks.harness import Prefixed
     from ecgaudit.data import splits as data_splits
     from ecgaudit.threats import knowledge, noise_floor, run_threat_models, worst_case
 
     runs = run_threat_models(planned.attack, model, craft, evaluation, clean, settings=plan.threats,
                              surrogates=surrogates, surrogate_note=surrogate_note, seed=plan.seed,
-                             reporter=_Prefixed(reporter, planned.id), shared=cache, attack_id=planned.id)
+                             reporter=Prefixed(reporter, planned.id), shared=cache, attack_id=planned.id)
     if not any(r.outcome is not None for r in runs):
         raise AttackError(f"{planned.id}: no threat model could run ({'; '.join(r.reason or '' for r in runs)}); "
                           "enable transfer or black-box in the profile's [threat_models].")
@@ -331,17 +332,6 @@ def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: 
         found.append(ind.stronger_without_gradients(attack_id, runs, peers))
         found.append(ind.adversarial_parity(attack_id, model, evaluation, runs))
     return found
-
-
-class _Prefixed:
-    """Progress tasks named after the attack id (several threat models run the same attack)."""
-
-    def __init__(self, reporter: Reporter, prefix: str) -> None:
-        self.reporter, self.prefix = reporter, prefix
-
-    def task(self, description: str, total: int) -> Any:
-        name = description.split(":", 1)[-1].strip() if ":" in description else description
-        return self.reporter.task(f"{self.prefix} ({description.split(':', 1)[0]}): {name}", total)
 
 
 def _gate(report: dict[str, Any], profile: Profile, baseline: dict[str, Any] | None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ecgaudit.attacks.harness import Reporter, run_attack
+from ecgaudit.attacks.harness import NullReporter, Prefixed, Reporter, run_attack
 from ecgaudit.attacks.scar import SCAR
 from ecgaudit.data.interface import EcgDataset
 from ecgaudit.evaluation import CleanEvaluation
@@ -23,8 +23,8 @@ def amplitude_sweep(
     points = []
     for value in chest_mv:
         point_attack = replace(attack, constraint=attack.constraint.with_chest_eps(value, model.card.leads))
-        outcome = run_attack(point_attack, model, craft, evaluation, seed=seed, reporter=reporter,
-                             clean_eval=clean_eval)
+        outcome = run_attack(point_attack, model, craft, evaluation, seed=seed, clean_eval=clean_eval,
+                             reporter=Prefixed(reporter or NullReporter(), f"sweep V2–V6 {value:g} mV"))
         points.append({
             "chest_eps_mv": float(value),
             "fooling_rate": outcome.metrics["fooling_rate"],

@@ -169,3 +169,11 @@ def test_a_black_box_budget_too_small_for_one_spsa_step_says_how_many_it_needs(r
                            "--queries", "3", "--n-craft", "2", "--n-eval", "2", "--out", tmp_path / "out", "--quiet")
     assert code == 2 and "3 queries per record" in err and "give at least" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sweeps_progress_names_each_amplitude(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("attack", MODELS / "cnn-ml100.onnx", "--attack", "scar", "--sweep", "--param", "epochs=1",
+                           "--n-craft", "4", "--n-eval", "4", "--out", tmp_path / "out")
+    assert code == 0, err
+    for chest_mv in ("0.02", "0.05", "0.6"):  # one crafting stage per point, each named by its amplitude
+        assert f"sweep V2–V6 {chest_mv} mV (scar): crafting" in err, err

@@ -36,6 +36,18 @@ class NullReporter:
         return no_progress
 
 
+class Prefixed:
+    """Progress tasks named after what runs the attack: `<prefix> (<attack>): <stage>`, for an attack run several
+    times in one scan (under each threat model; at each amplitude of the sweep)."""
+
+    def __init__(self, reporter: Reporter, prefix: str) -> None:
+        self.reporter, self.prefix = reporter, prefix
+
+    def task(self, description: str, total: int) -> ProgressFn:
+        name = description.split(":", 1)[-1].strip() if ":" in description else description
+        return self.reporter.task(f"{self.prefix} ({description.split(':', 1)[0]}): {name}", total)
+
+
 def split_craft_eval(dataset: EcgDataset, *, n_craft: int, n_eval: int, seed: int) -> tuple[EcgDataset, EcgDataset]:
     """Disjoint craft and eval splits of `dataset` (see `split_indices`)."""
     craft_idx, eval_idx = split_indices(dataset.n_records, n_craft=n_craft, n_eval=n_eval, seed=seed)
