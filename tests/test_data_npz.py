@@ -14,7 +14,7 @@ from ecgaudit.data import SUPERCLASSES, EcgDataset, QualityIssue, load_dataset
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
-from .conftest import data_path
+from .conftest import MODELS, data_path
 
 CHALLENGE = data_path("physionet-challenge-2021")
 NAMES = ("E07509", "HR06001", "HR06000", "HR06002")
@@ -153,6 +153,13 @@ def test_dispatch_errors(tmp_path):
     (tmp_path / "E1.mat").write_bytes(b"")
     with pytest.raises(DataError, match=r"is not a \.npz, DICOM \(\.dcm\) or HL7 aECG \(\.xml\) file, a WFDB header"):
         _load(tmp_path / "E1.mat")
+
+
+@pytest.mark.parametrize("option, key", [("seed=-1", "seed"), ("n=0", "n"), ("n=-5", "n")])
+def test_bad_synthetic_option_is_exit_2_naming_it(run_cli, option: str, key: str) -> None:
+    code, out, err = run_cli("inspect", MODELS / "cnn.onnx", "--data", f"builtin:synthetic:{option}")
+    assert code == 2, out + err
+    assert "internal error" not in err and f"{option}': {key} must be" in " ".join(err.split())
 
 
 def test_reexports():

@@ -52,6 +52,8 @@ def _synthetic_options(spec: str, rest: str) -> dict[str, int]:
             raise DataError(f"data spec {spec!r}: {key} must be an integer, not {value.strip()!r}.") from exc
     if options["n"] <= 0:
         raise DataError(f"data spec {spec!r}: n must be a positive number of records.")
+    if options["seed"] < 0:
+        raise DataError(f"data spec {spec!r}: seed must be a non-negative integer (e.g. seed=2026).")
     return options
 
 
