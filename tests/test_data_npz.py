@@ -131,6 +131,16 @@ def test_npz_non_finite_and_missing_lead(tmp_path):
         _load(tmp_path / "garbage.npz", fs=100, n=100)
 
 
+@pytest.mark.parametrize("command", [("inspect",), ("scan", "--profile", "ci", "--quiet")])
+def test_npz_with_no_records_is_exit_2(run_cli, tmp_path: Path, command: tuple[str, ...]) -> None:
+    path = _save(tmp_path / "empty.npz", **_ok_arrays(X=np.zeros((0, 12, 5000), np.float32), y=np.zeros(0, int),
+                                                      fs=np.array(500.0)))
+    code, out, err = run_cli(command[0], MODELS / "cnn.onnx", *command[1:], "--data", path,
+                             *(("--out", tmp_path / "o") if command[0] == "scan" else ()))
+    assert code == 2, out + err
+    assert "internal error" not in err and f"{path} holds no records" in " ".join(err.split())
+
+
 def test_identical_data_identical_manifest(tmp_path):
     a = _load(_save(tmp_path / "a.npz", **_ok_arrays()), fs=100, n=100)
     b = _load(_save(tmp_path / "b.npz", **_ok_arrays(record_ids=np.array(["a-0", "a-1"]))), fs=100, n=100)
