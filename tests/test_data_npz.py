@@ -172,6 +172,33 @@ def test_bad_synthetic_option_is_exit_2_naming_it(run_cli, option: str, key: str
     assert "internal error" not in err and f"{option}': {key} must be" in " ".join(err.split())
 
 
+def test_synthetic_records_beyond_available_memory_are_refused(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgaudit.data.memory as memory
+
+    record_bytes = (12 + 12) * 1000 * 4  # generated and conformed copies of one 12-lead, 1000-sample record
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 5 * record_bytes + 1)
+    assert _load("builtin:synthetic:n=5", fs=100, n=1000).X.shape == (5, 12, 1000)
+    with pytest.raises(DataError, match=r"needs 0\.5 MiB for 6 records .* ask for at most n=5\."):
+        _load("builtin:synthetic:n=6", fs=100, n=1000)
+    code, out, err = run_cli("inspect", MODELS / "cnn-ml100.onnx", "--data", "builtin:synthetic:n=1000000000")
+    assert code == 2, out + err
+    assert "1,000,000,000 records" in err and "at most n=5." in " ".join(err.split())
+
+
+def test_available_memory_reads_memavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    import ecgaudit.data.memory as memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:          100 kB\nMemAvailable:    2048 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    assert memory.available_memory_bytes() == 2048 * 1024
+    monkeypatch.setattr(memory, "MEMINFO", tmp_path / "absent")
+    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
+        assert memory.available_memory_bytes() == os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def test_reexports():
     import ecgaudit.data as data
 
