@@ -14,7 +14,7 @@ from ecgaudit.data import SUPERCLASSES, EcgDataset, QualityIssue, load_dataset
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
-from .conftest import data_path
+from .conftest import MODELS, data_path
 
 CHALLENGE = data_path("physionet-challenge-2021")
 NAMES = ("E07509", "HR06001", "HR06000", "HR06002")
@@ -131,6 +131,16 @@ def test_npz_non_finite_and_missing_lead(tmp_path):
         _load(tmp_path / "garbage.npz", fs=100, n=100)
 
 
+@pytest.mark.parametrize("command", [("inspect",), ("scan", "--profile", "ci", "--quiet")])
+def test_npz_with_no_records_is_exit_2(run_cli, tmp_path: Path, command: tuple[str, ...]) -> None:
+    path = _save(tmp_path / "empty.npz", **_ok_arrays(X=np.zeros((0, 12, 5000), np.float32), y=np.zeros(0, int),
+                                                      fs=np.array(500.0)))
+    code, out, err = run_cli(command[0], MODELS / "cnn.onnx", *command[1:], "--data", path,
+                             *(("--out", tmp_path / "o") if command[0] == "scan" else ()))
+    assert code == 2, out + err
+    assert "internal error" not in err and f"{path} holds no records" in " ".join(err.split())
+
+
 def test_identical_data_identical_manifest(tmp_path):
     a = _load(_save(tmp_path / "a.npz", **_ok_arrays()), fs=100, n=100)
     b = _load(_save(tmp_path / "b.npz", **_ok_arrays(record_ids=np.array(["a-0", "a-1"]))), fs=100, n=100)
@@ -153,6 +163,40 @@ def test_dispatch_errors(tmp_path):
     (tmp_path / "E1.mat").write_bytes(b"")
     with pytest.raises(DataError, match=r"is not a \.npz, DICOM \(\.dcm\) or HL7 aECG \(\.xml\) file, a WFDB header"):
         _load(tmp_path / "E1.mat")
+
+
+@pytest.mark.parametrize("option, key", [("seed=-1", "seed"), ("n=0", "n"), ("n=-5", "n")])
+def test_bad_synthetic_option_is_exit_2_naming_it(run_cli, option: str, key: str) -> None:
+    code, out, err = run_cli("inspect", MODELS / "cnn.onnx", "--data", f"builtin:synthetic:{option}")
+    assert code == 2, out + err
+    assert "internal error" not in err and f"{option}': {key} must be" in " ".join(err.split())
+
+
+def test_synthetic_records_beyond_available_memory_are_refused(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgaudit.data.memory as memory
+
+    record_bytes = (12 + 12) * 1000 * 4  # generated and conformed copies of one 12-lead, 1000-sample record
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 5 * record_bytes + 1)
+    assert _load("builtin:synthetic:n=5", fs=100, n=1000).X.shape == (5, 12, 1000)
+    with pytest.raises(DataError, match=r"needs 0\.5 MiB for 6 records .* ask for at most n=5\."):
+        _load("builtin:synthetic:n=6", fs=100, n=1000)
+    code, out, err = run_cli("inspect", MODELS / "cnn-ml100.onnx", "--data", "builtin:synthetic:n=1000000000")
+    assert code == 2, out + err
+    assert "1,000,000,000 records" in err and "at most n=5." in " ".join(err.split())
+
+
+def test_available_memory_reads_memavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    import ecgaudit.data.memory as memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:          100 kB\nMemAvailable:    2048 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    assert memory.available_memory_bytes() == 2048 * 1024
+    monkeypatch.setattr(memory, "MEMINFO", tmp_path / "absent")
+    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
+        assert memory.available_memory_bytes() == os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_reexports():

@@ -80,6 +80,9 @@ def test_torchscript_runs_on_the_device_it_names() -> None:
     (["--device", "tpu"], "'tpu' is not a device ecgaudit can use; give cpu, cuda or cuda:N"),
     (["--device", "cuda:x"], "give cpu, cuda or cuda:N"),
     (["--threads", "0"], "--threads"),
+    # were onnxruntime's 'failed to map segment' and 'Overflow when unpacking long' (exit 3)
+    (["--threads", "100000"], "'--threads': Input should be less than or equal to 1024"),
+    (["--threads", "99999999999999"], "less than or equal to 1024"),
 ])
 def test_bad_values_are_exit_2(flags: list[str], needle: str, run_cli: Any, tmp_path: Path) -> None:
     code, _, err = run_cli("scan", LIGHT, "--profile", TINY, "--out", tmp_path / "out", *flags)

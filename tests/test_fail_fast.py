@@ -100,3 +100,13 @@ def test_an_unknown_surrogate(run_cli, no_attack, tmp_path: Path) -> None:
 def test_an_absurd_sampling_rate(run_cli, no_attack, tmp_path: Path, fs: str, message: str) -> None:
     err = _refused(run_cli, no_attack, LIGHT, "--profile", "ci", "--out", tmp_path / "o", "--fs", fs)
     assert "'fs'" in err and message in err
+
+
+@pytest.mark.parametrize("param", ["epochs=1e12", "epochs=2.5", "batch_size=true", "epochs=1000001"])
+def test_an_attack_count_that_is_not_a_sane_whole_number(run_cli, no_attack, tmp_path: Path, param: str) -> None:
+    code, out, err = run_cli("attack", LIGHT, "--attack", "scar", "--param", param, "--out", tmp_path / "o",
+                             "--quiet")
+    assert code == 2, out + err
+    assert "internal error" not in err and no_attack == []
+    key = param.partition("=")[0]
+    assert f"parameter {key} must be a whole number from 1 to 1,000,000" in " ".join(err.split())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +133,42 @@ def test_npz_with_an_object_array_is_refused(run_cli, tmp_path: Path) -> None:
              fs=np.array(100.0), leads=np.array(STANDARD_LEADS))
     code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--data", path)
     _assert_refused(code, text, tmp_path / "out", "pickled")
+
+
+def _npz_with_x(path: Path, x_npy: bytes) -> Path:
+    """An .npz whose X.npy member is `x_npy` as given, beside valid y, fs and leads."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", x_npy)
+        for key, value in {"y": np.zeros(4, np.int64), "fs": np.array(100.0), "leads": np.array(STANDARD_LEADS)
+                           }.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path
+
+
+def test_npz_header_declaring_more_than_the_member_holds_is_refused(run_cli, tmp_path: Path) -> None:
+    header = io.BytesIO()  # a valid .npy header for 240 TB of float32, then 64 bytes
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (1_000_000_000, 12, 5000)})
+    path = _npz_with_x(tmp_path / "forged.npz", header.getvalue() + bytes(64))
+    code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--data", path)
+    _assert_refused(code, text, tmp_path / "out", "forged.npz", "X.npy", "(1000000000, 12, 5000)", "truncated")
+
+
+def test_npz_larger_than_available_memory_is_refused(run_cli, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    import ecgaudit.data.memory as memory
+
+    x = io.BytesIO()
+    np.save(x, np.zeros((4, 12, 1000), np.float32))  # 192 kB
+    path = _npz_with_x(tmp_path / "big.npz", x.getvalue())
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 100_000)
+    code, text = _scan(run_cli, MODELS / "cnn-ml100.onnx", tmp_path / "out", "--data", path)
+    _assert_refused(code, text, tmp_path / "out", "big.npz", "unpacks to 0.2 MiB, more than the 0.1 MiB of memory")
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1_000_000)  # the same file, read when it fits
+    code, stdout, stderr = run_cli("inspect", MODELS / "cnn-ml100.onnx", "--data", path)
+    assert code == 0, stdout + stderr
 
 
 def test_group_readable_private_key_is_refused(run_cli, tmp_path: Path) -> None:

@@ -185,3 +185,18 @@ def test_every_registered_attack_is_accepted_by_profiles_and_builds_with_default
         attack = build_attack(name, fs=250, leads=STANDARD_LEADS, params={})
         assert attack.universal == spec.universal
         assert attack.name == name
+
+
+def test_profile_schema_and_registry_bound_attack_counts_alike() -> None:
+    """A count `--param` accepts is one a profile accepts: the schema's integer maxima are the registry's."""
+    import json
+    from importlib import resources
+
+    from ecgaudit.attacks.registry import MAX_COUNT
+
+    shipped = json.loads(resources.files("ecgaudit").joinpath("schemas/profile.schema.json").read_text())
+    counts = {key: spec for key, spec in shipped["$defs"]["params"]["properties"].items()
+              if spec.get("type") == "integer"}
+    assert {"epochs", "steps", "batch_size", "max_passes", "deepfool_max_iter"} <= set(counts)
+    assert {spec["maximum"] for spec in counts.values()} == {MAX_COUNT}
+    assert {spec["minimum"] for spec in counts.values()} == {1}

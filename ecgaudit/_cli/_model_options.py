@@ -57,8 +57,13 @@ DeviceOpt = Annotated[str, typer.Option(
     "--device", callback=_device, help="Where the surrogate's gradients and the model run: cpu, cuda or cuda:N. On "
     "a GPU, ONNX models run on onnxruntime's CUDA provider when it is installed (onnxruntime-gpu), else on the "
     "CPU; the report's environment says which.")]
+MAX_THREADS = 1024
+"""Most `--threads`: above any one machine's hardware threads today (two 192-core EPYC sockets have 768), far
+below where onnxruntime fails to map its thread stacks (100,000) or the count overflows a C long. A fixed bound,
+not a multiple of this machine's cores, so a command line that runs on a CI runner also runs on a laptop."""
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", min=1, help="CPU threads for torch and onnxruntime (default: their own, one per core).")]
+    "--threads", min=1, max=MAX_THREADS,
+    help=f"CPU threads for torch and onnxruntime, 1 to {MAX_THREADS} (default: their own, one per core).")]
 
 
 def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, timeout_s: float | None = None,

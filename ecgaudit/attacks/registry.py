@@ -34,12 +34,24 @@ class AttackSpec:
     """The amplitude sweep (V2–V6 ε) can re-craft it."""
 
 
+MAX_COUNT: Final = 1_000_000
+"""Largest count parameter (epochs, steps, passes, iterations, batch size) an attack takes: the profile schema's
+maximum for each, so `--param` and a profile accept the same values. A million SCAR epochs over 200 records is
+weeks on a CPU; anything larger is a typo, and a float such as 1e12 would fail deep inside `range`."""
+
+
 def _construct(cls: type, name: str, **kwargs: Any) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise AttackError(f"{name}: unknown parameter '{unknown[0]}'; it takes "
                           f"{', '.join(sorted(known - {'constraint', 'fs'}))}.")
+    for field in fields(cls):
+        value = kwargs.get(field.name)
+        if field.type in (int, "int") and field.name in kwargs and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT):
+            raise AttackError(f"{name}: parameter {field.name} must be a whole number from 1 to {MAX_COUNT:,}; "
+                              f"got {value!r}.")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a value of the wrong type, found by the attack's own checks

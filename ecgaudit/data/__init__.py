@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgaudit.data import memory
 from ecgaudit.data.conform import RawRecord, build_dataset
 from ecgaudit.data.interface import SUPERCLASSES, EcgDataset, QualityIssue
+from ecgaudit.data.memory import gib
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
@@ -52,6 +54,8 @@ def _synthetic_options(spec: str, rest: str) -> dict[str, int]:
             raise DataError(f"data spec {spec!r}: {key} must be an integer, not {value.strip()!r}.") from exc
     if options["n"] <= 0:
         raise DataError(f"data spec {spec!r}: n must be a positive number of records.")
+    if options["seed"] < 0:
+        raise DataError(f"data spec {spec!r}: seed must be a non-negative integer (e.g. seed=2026).")
     return options
 
 
@@ -62,6 +66,14 @@ def _load_synthetic(
 
     opts = _synthetic_options(spec, rest)
     n, seed = opts["n"], opts["seed"]
+    # Generated in the standard 12 leads, then conformed to the model's leads: both copies are held at once.
+    record_bytes = (len(STANDARD_LEADS) + len(leads)) * n_samples * np.dtype(np.float32).itemsize
+    available = memory.available_memory_bytes()
+    if available is not None and n * record_bytes > available:
+        raise DataError(
+            f"data spec {spec!r} needs {gib(n * record_bytes)} for {n:,} records of {n_samples} samples, more than "
+            f"the {gib(available)} of memory available; ask for at most n={available // record_bytes}."
+        )
     X, y = generate_synthetic(n, fs, n_samples, seed)
     count = n if n_records is None else min(n, max(n_records, 0))
     records = []

@@ -270,7 +270,8 @@ def build_dataset(
     if count is None:
         records = list(records)
         count = len(records)
-        _refuse_absent_leads(records, wanted)
+        if records:  # the lead check names the first record; an empty source is refused just below
+            _refuse_absent_leads(records, wanted)
     if not count:
         raise DataError(f"{source} holds no records; point ecgaudit at a source with at least one record.")
     X, quality, metadata = _conform_stream(iter(records), count, wanted, fs=fs, n_samples=n_samples, leads=leads)

@@ -15,14 +15,17 @@ SHA-256 of its signal `X[i]` converted to float32, C order (so it ignores `y`, `
 from __future__ import annotations
 
 import hashlib
+import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ecgaudit.data import memory
 from ecgaudit.data.conform import RawRecord, build_dataset
 from ecgaudit.data.interface import SUPERCLASSES, EcgDataset
+from ecgaudit.data.memory import gib
 from ecgaudit.errors import DataError
 
 REQUIRED_KEYS = ("X", "y", "fs", "leads")
@@ -51,6 +54,7 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
     if not magic.startswith(b"PK"):
         raise DataError(f"{path} is not a .npz (zip) archive; save the arrays with numpy.savez.")
     try:
+        _refuse_oversized(path)
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except ValueError as exc:
@@ -63,6 +67,36 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
         raise DataError(
             f"{path} cannot be read as a .npz file ({exc}); re-save it with numpy.savez."
         ) from exc
+
+
+def _refuse_oversized(path: Path) -> None:
+    """Every array a member's header declares fits in the bytes the member holds, and the members together fit
+    in memory: numpy allocates what a header declares before it reads a byte, and the zip's own sizes bound
+    what can be read (zipfile stops at them and checks the CRC)."""
+    total_bytes = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            total_bytes += info.file_size
+            with archive.open(info) as member:
+                if member.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+                    continue  # numpy reads such a member as raw bytes: its file_size bounds it
+                major = member.read(2)[:1]
+                read_header = (np.lib.format.read_array_header_1_0 if major == b"\x01"
+                               else np.lib.format.read_array_header_2_0)  # 3.0 differs only in utf-8 names
+                shape, _, dtype = read_header(member)
+            declared_bytes = math.prod(shape) * dtype.itemsize
+            if declared_bytes > info.file_size:
+                raise DataError(
+                    f"{path}: {info.filename} declares a {dtype} array of shape {shape} ({gib(declared_bytes)}) "
+                    f"but holds {info.file_size} bytes; the file is truncated or forged, so re-save it with "
+                    "numpy.savez."
+                )
+    limit = memory.available_memory_bytes()
+    if limit is not None and total_bytes > limit:
+        raise DataError(
+            f"{path} unpacks to {gib(total_bytes)}, more than the {gib(limit)} of memory available; split it "
+            "into smaller files or run on a machine with more memory."
+        )
 
 
 def _labels(y: np.ndarray, n: int, classes: tuple[str, ...], path: Path) -> np.ndarray:
