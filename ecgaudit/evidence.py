@@ -5,6 +5,7 @@
 those bytes, JUnit XML, and the signed statement over all of them. It checks the folder as `verify` would,
 then swaps it in with one rename (an atomic exchange where the kernel offers it). Until that rename the
 previous bundle is untouched; after it, the new one is complete. A kill at any moment leaves one or the other.
+`write_folder` does the same for `ecgaudit attack`'s folder (attack.json and its perturbations).
 
 One scan at a time per output folder: `output_lock` holds an `flock` on `.<name>.lock` beside the folder,
 and removes that file when it is done.
@@ -194,7 +195,7 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"another ecgaudit scan is writing to {out_dir} (it holds {path}); wait for it "
+                raise OutputError(f"another ecgaudit run is writing to {out_dir} (it holds {path}); wait for it "
                                   "to finish or pass another --out.") from exc
             raise OutputError(f"--out {out_dir}: the lock file {path} cannot be locked ({exc.strerror}).") from exc
         # The holder removes the file as it finishes; a file opened just before that is no longer the lock.

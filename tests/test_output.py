@@ -120,7 +120,7 @@ def test_a_second_scan_on_the_same_out_is_refused_while_one_holds_it(run_cli, no
     finally:
         holder.kill()
         holder.wait()
-    assert code == 2 and "another ecgaudit scan is writing to" in text, text
+    assert code == 2 and "another ecgaudit run is writing to" in text, text
     assert lock.parent == out.parent and lock.name == ".out.lock"
 
 
