@@ -120,9 +120,7 @@ def attack(
     threads: ThreadsOpt = None,
 ) -> None:
     writer = is_writer()  # under torchrun every rank computes its share of the model work; rank 0 writes
-    if export_augmentation is not None:
-        if export_augmentation.exists() and not export_augmentation.is_dir():
-            raise AttackError(f"--export-augmentation {export_augmentation} is a file; give a folder.")
+    if export_augmentation is not None:  # a file there, or above it, or a read-only place: exit 2 before any work
         check_creatable(export_augmentation, f"--export-augmentation {export_augmentation}")
     # Before any model work: a bad --out is exit 2 now, and one run at a time per folder.
     with reserve_output(out, is_entry=_entries(out, export_augmentation), kind="attack run") if writer \

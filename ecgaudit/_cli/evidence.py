@@ -23,10 +23,7 @@ def keygen_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the key pair.")] = Path("."),
 ) -> None:
     """Write an Ed25519 key pair (PEM): ecgaudit-signing.pem (mode 0600) and ecgaudit-signing.pub.pem."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give the folder the two key files go in (it is created if "
-                          "missing).")
-    check_creatable(out, f"--out {out}")
+    check_creatable(out, f"--out {out}")  # a file there or above it, or a read-only place: exit 2
     private, public = keygen(out)
     console.print(f"wrote private key {private} (mode 600; keep it secret) and public key {public}")
 
