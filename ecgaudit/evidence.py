@@ -14,24 +14,19 @@ and removes that file when it is done.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
-import glob
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ecgaudit.errors import OutputError, ReportError
-from ecgaudit.io import atomic_write_bytes, current_umask, json_bytes, loads_json, npy_bytes, npz_bytes
+from ecgaudit.folders import check_creatable, output_lock, replace_folder, resolve_path
+from ecgaudit.io import atomic_write_bytes, json_bytes, loads_json, npy_bytes, npz_bytes
 from ecgaudit.report.model import Report
 from ecgaudit.report.schema import validate_report
 from ecgaudit.report.signing import fingerprint, sign_envelope, statement
@@ -46,9 +41,6 @@ JUNIT_NAME = "junit.xml"
 BUNDLE_ENTRIES = frozenset({REPORT_NAME, PDF_NAME, ENVELOPE_NAME, SAMPLES_NAME, JUNIT_NAME, "perturbations", "wfdb"})
 """What a bundle folder may hold at its top level; a folder holding anything else is not replaced."""
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-T = TypeVar("T")
-_HELD_LOCKS: dict[Path, int] = {}
-"""Output folders this process holds the lock of (resolved path -> lock file descriptor)."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +62,6 @@ class Bundle:
     @property
     def envelope_path(self) -> Path | None:
         return self.out_dir / ENVELOPE_NAME if self.key_fingerprint else None
-
-
-def lock_path(out_dir: Path) -> Path:
-    """`.<name>.lock` beside the output folder (inside it would be swapped away with the folder)."""
-    out = out_dir.resolve()
-    return out.parent / f".{out.name}.lock"
 
 
 ATTACK_JSON = "attack.json"
@@ -106,7 +92,7 @@ def check_output(out_dir: Path, junit: bool | Path = False, *, is_entry: Callabl
     other files that the swap would throw away. `is_entry` says which top-level names an earlier output of
     this `kind` ("report", "attack run") may hold.
     """
-    out = _resolve(out_dir, "--out")
+    out = resolve_path(out_dir, "--out")
     if out.parent == out:
         raise OutputError(f"--out {out_dir} is the filesystem root; pass a folder for the report.")
     if out.exists() and not out.is_dir():
@@ -126,29 +112,11 @@ def check_output(out_dir: Path, junit: bool | Path = False, *, is_entry: Callabl
                     "replaces the whole folder, so pass a new or empty folder (or move that file away)."
                 )
     if isinstance(junit, Path):
-        target = _resolve(junit, "--junit-xml")
+        target = resolve_path(junit, "--junit-xml")
         if target.is_dir():
             raise OutputError(f"--junit-xml {junit} is a folder; pass a file path such as {junit}/junit.xml.")
         if junit_inside is None:
             check_creatable(target.parent, f"--junit-xml {junit}")
-
-
-def _resolve(path: Path, option: str) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:
-        raise OutputError(f"{option} {path} cannot be resolved ({exc}).") from exc
-
-
-def check_creatable(folder: Path, what: str) -> None:
-    """`folder` exists as a writable folder, or can be created (its nearest existing ancestor is writable)."""
-    existing = folder
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{what} cannot be created: {existing} is a file, not a folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} cannot be written: {existing} is not writable; pass a path you can write to.")
 
 
 def _junit_inside(out: Path, junit: bool | Path) -> str | None:
@@ -157,68 +125,13 @@ def _junit_inside(out: Path, junit: bool | Path) -> str | None:
         return JUNIT_NAME
     if not isinstance(junit, Path):
         return None
-    target = _resolve(junit, "--junit-xml")
+    target = resolve_path(junit, "--junit-xml")
     if not target.is_relative_to(out):
         return None
     relative = target.relative_to(out).as_posix()
     if relative == "." or relative.split("/")[0] in BUNDLE_ENTRIES - {JUNIT_NAME}:
         raise OutputError(f"--junit-xml {junit} would overwrite part of the report in {out}; pass another name.")
     return relative
-
-
-@contextlib.contextmanager
-def output_lock(out_dir: Path) -> Iterator[None]:
-    """Hold the output folder's lock; a second scan on the same folder is refused with `OutputError`.
-
-    Re-entrant within one process (a CLI command that holds it can call `write_bundle`, which takes it too).
-    While held, leftovers of killed runs beside the folder are cleaned up.
-    """
-    out = _resolve(out_dir, "--out")
-    if out in _HELD_LOCKS:
-        yield
-        return
-    path = lock_path(out)
-    created = []  # the folders made for the lock file; removed again if the run writes nothing
-    missing = out.parent
-    while not missing.exists() and missing.parent != missing:
-        created.append(missing)
-        missing = missing.parent
-    while True:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise OutputError(f"--out {out_dir} cannot be written: the lock file {path} cannot be created "
-                              f"({exc.strerror}).") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"another ecgaudit run is writing to {out_dir} (it holds {path}); wait for it "
-                                  "to finish or pass another --out.") from exc
-            raise OutputError(f"--out {out_dir}: the lock file {path} cannot be locked ({exc.strerror}).") from exc
-        # The holder removes the file as it finishes; a file opened just before that is no longer the lock.
-        try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    _HELD_LOCKS[out] = fd
-    try:
-        _clean_leftovers(out)
-        yield
-    finally:
-        del _HELD_LOCKS[out]
-        # Removed while still held, so nothing is left beside the folder and no one can lock the old file after.
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
-        if not out.exists():  # a run that failed before writing leaves no trace, not even the parents it made
-            for folder in created:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -276,23 +189,6 @@ def write_folder(out_dir: Path, files: Mapping[str, bytes]) -> None:
 
     with output_lock(out_dir):
         replace_folder(out_dir.resolve(), build)
-
-
-def replace_folder(out: Path, build: Callable[[Path], T]) -> T:
-    """`build(staging)` fills a fresh folder beside `out` (same filesystem), then it is flushed and swapped in.
-
-    The caller holds `output_lock(out)`. Until the swap the old folder is untouched; the staging folder (which
-    then holds the old contents) is removed either way.
-    """
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
-        os.chmod(staging, 0o777 & ~current_umask())
-        built = build(staging)
-        _fsync_tree(staging)
-        _swap_in(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return built
 
 
 def render_report_pdf(report_bytes: bytes, folder: Path, *, what: str = "report") -> bytes:
@@ -371,61 +267,3 @@ def _write(path: Path, data: bytes) -> str:
     with open(path, "wb") as handle:
         handle.write(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file and folder to disk, so a power cut after the swap cannot leave empty files."""
-    for root, _, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(root))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Put `staging` at `out` by renames only; afterwards `staging` holds the old bundle (or nothing)."""
-    if not out.exists():
-        os.rename(staging, out)
-    elif not _exchange(staging, out):
-        # No atomic exchange here: park the old folder, rename the new one in; a kill between the two renames
-        # leaves the old bundle parked, and the next run on this folder puts it back (`_clean_leftovers`).
-        parked = out.parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
-        os.rename(out, parked)
-        os.rename(staging, out)
-        os.rename(parked, staging)
-    _fsync_dir(out.parent)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where it is not available."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _clean_leftovers(out: Path) -> None:
-    """Under the lock: restore a parked bundle a killed run left without a successor, drop unfinished folders."""
-    parked = sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*"))
-    if parked and not out.exists():
-        os.rename(parked.pop(), out)
-    for leftover in [*parked, *out.parent.glob(f".{glob.escape(out.name)}.new-*")]:
-        shutil.rmtree(leftover, ignore_errors=True)

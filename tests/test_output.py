@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgaudit.evidence import lock_path
+from ecgaudit.folders import lock_path
 
 from .conftest import MODELS, REPO
 
@@ -161,9 +161,9 @@ def test_a_new_scan_replaces_the_whole_folder_and_quiet_still_gives_the_verdict(
 def test_without_an_atomic_exchange_the_fallback_renames_still_replace_the_folder(
     run_cli, previous: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import ecgaudit.evidence as evidence
+    import ecgaudit.folders as folders
 
-    monkeypatch.setattr(evidence, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(folders, "_exchange", lambda a, b: False)
     out = tmp_path / "out"
     shutil.copytree(previous, out)
     code, text = _scan(run_cli, out, "--seed", "3")
@@ -175,7 +175,7 @@ def test_without_an_atomic_exchange_the_fallback_renames_still_replace_the_folde
 def test_leftovers_of_a_killed_run_are_cleaned_and_a_parked_bundle_is_restored(
     run_cli, no_model_work: None, previous: Path, tmp_path: Path
 ) -> None:
-    from ecgaudit.evidence import output_lock
+    from ecgaudit.folders import output_lock
 
     out = tmp_path / "out"
     # killed between the two fallback renames: the old bundle parked, the new one unfinished, no `out`
@@ -194,11 +194,11 @@ def test_the_lock_file_goes_when_its_holder_is_done_and_a_stale_one_is_not_trust
     import fcntl
     import os
 
-    import ecgaudit.evidence as evidence
+    import ecgaudit.folders as folders
 
     out = tmp_path / "out"
     lock = lock_path(out)
-    with evidence.output_lock(out):
+    with folders.output_lock(out):
         assert lock.is_file()
     assert not lock.exists()
     # the holder finishes (removing the file) between our open and our flock: the inode we locked is stale,
@@ -213,8 +213,8 @@ def test_the_lock_file_goes_when_its_holder_is_done_and_a_stale_one_is_not_trust
         real_flock(fd, op)
 
     lock.touch()
-    monkeypatch.setattr(evidence.fcntl, "flock", flock_after_the_holder_left)
-    with evidence.output_lock(out):
+    monkeypatch.setattr(folders.fcntl, "flock", flock_after_the_holder_left)
+    with folders.output_lock(out):
         assert len(calls) == 2, "the lock taken on the removed file was not trusted"
         assert lock.is_file() and os.stat(lock).st_ino == calls[1]
     assert not lock.exists()

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from ecgaudit.errors import ExitCode, OutputError, ReportError, VerificationError
-from ecgaudit.evidence import check_creatable, render_report_pdf
+from ecgaudit.evidence import render_report_pdf
+from ecgaudit.folders import check_creatable
 from ecgaudit.io import MAX_REPORT_BYTES, atomic_write_bytes, read_bounded, read_json_object
 from ecgaudit.report.schema import report_schema, validate_report
 from ecgaudit.report.signing import keygen
