@@ -204,6 +204,20 @@ def sidecar_paths(model_path: Path) -> tuple[Path, Path]:
     return model_path.with_name(model_path.stem + ".card.json"), model_path.with_name(model_path.name + ".card.json")
 
 
+def card_file(model_path: Path, card_path: Path | None = None) -> Path | None:
+    """The card file a model's contract is read from: `card_path` when given, else the one sidecar beside the model
+    (`sidecar_paths`), else None. Two sidecars at once are an error: which one the vendor meant is unknowable."""
+    if card_path is not None:
+        return card_path
+    found = [path for path in sidecar_paths(model_path) if path.is_file()]
+    if len(found) > 1:
+        raise CardError(
+            f"{model_path.name} has two cards beside it, {found[0].name} and {found[1].name}; remove one or "
+            "choose with --card."
+        )
+    return found[0] if found else None
+
+
 def read_card_file(path: Path) -> dict[str, Any]:
     """Read a card JSON file; a syntax error names the file and line."""
     return read_json_object(path, "model card", CardError)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
+from ecgaudit.errors import ProfileError
+
 DEFAULT_DATA = "builtin:synthetic"
 """The data a scan or attack uses when none is given: synthetic records generated at the model's fs and length."""
 
@@ -9,3 +14,17 @@ DATA_HELP = (
     "The records: a WFDB record or folder, a PTB-XL root, DICOM 12-lead waveforms (.dcm file or folder), HL7 aECG "
     "(.xml file or folder), an .npz, or builtin:synthetic (generated at the model's fs; says nothing clinical)."
 )
+
+
+def builtin_model_path(spec: str) -> Path:
+    """`builtin:cnn` -> the bundled model file shipped with ecgaudit (so a scan runs from an installed wheel, with
+    no checkout: `ecgaudit scan builtin:cnn`); anything else is a path."""
+    if not spec.startswith("builtin:"):
+        return Path(spec)
+    name = spec[len("builtin:"):]
+    folder = resources.files("ecgaudit.builtin_models")
+    for suffix in (".onnx", ".pt"):
+        candidate = folder.joinpath(name + suffix)
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise ProfileError(f"unknown bundled model '{spec}'; ecgaudit ships builtin:cnn.")

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ecgaudit.attacks import build_attack
-from ecgaudit.defaults import DEFAULT_DATA
+from ecgaudit.defaults import DEFAULT_DATA, builtin_model_path
 from ecgaudit.errors import AttackError
 from ecgaudit.profiles import Profile
-from ecgaudit.threats import ThreatSettings, builtin_model_path
+from ecgaudit.threats import ThreatSettings
 
 if TYPE_CHECKING:
     from ecgaudit.attacks.interface import PerSampleAttack, UniversalAttack

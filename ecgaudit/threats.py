@@ -17,7 +17,6 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from ecgaudit.attacks.interface import PerSampleAttack, UniversalAttack
 from ecgaudit.attacks.measure import measure_records
 from ecgaudit.attacks.transfer import conform_perturbation
 from ecgaudit.data.interface import EcgDataset
+from ecgaudit.defaults import builtin_model_path
 from ecgaudit.evaluation import CleanEvaluation
 from ecgaudit.models.interface import ModelAdapter
 from ecgaudit.report.model import QUERY_BUDGET_SENTENCE
@@ -346,23 +346,6 @@ def load_surrogates(specs: Sequence[str], target: ModelAdapter, data_spec: str, 
         surrogates.append(Surrogate(spec, surrogate, dataset.subset(np.array([index[r] for r in craft_ids])),
                                     dataset.subset(np.array([index[r] for r in eval_ids])), lead_index))
     return surrogates, ("; ".join(notes) + ".") if notes else None
-
-
-def builtin_model_path(spec: str) -> Path:
-    """`builtin:cnn` -> the bundled model file shipped with ecgaudit; anything else is a path."""
-    if not spec.startswith("builtin:"):
-        return Path(spec)
-    from importlib import resources
-
-    from ecgaudit.errors import ProfileError
-
-    name = spec[len("builtin:"):]
-    folder = resources.files("ecgaudit.builtin_models")
-    for suffix in (".onnx", ".pt"):
-        candidate = folder.joinpath(name + suffix)
-        if candidate.is_file():
-            return Path(str(candidate))
-    raise ProfileError(f"unknown bundled surrogate '{spec}'; ecgaudit ships builtin:cnn.")
 
 
 def noise_floor(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, evaluation: EcgDataset,

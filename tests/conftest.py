@@ -98,3 +98,11 @@ def formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         write_aecg(base / "aecg" / f"{rid}.xml", rec.d_signal.T / 1000.0, rec.fs, rec.sig_name)
         write_dicom(base / "dicom" / f"{rid}.dcm", rec.d_signal.T, rec.fs, patient_id=rid)
     return {"wfdb": CHALLENGE, "aecg": base / "aecg", "dicom": base / "dicom"}
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory):
+    """ecgaudit built into a wheel (through its sdist) and installed in a fresh environment outside the checkout."""
+    from tests.installed import build_and_install
+
+    return build_and_install(tmp_path_factory.mktemp("installed"))

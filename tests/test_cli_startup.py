@@ -3,6 +3,9 @@ onnxruntime): a user's typo costs a fraction of a second, not the seconds and hu
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +26,9 @@ print("EXIT", code, "HEAVY", ",".join(heavy) or "-", file=sys.stderr)
 """
 
 
-def run_probe(*argv: str, cwd: Path) -> tuple[int, str, str]:
-    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=cwd, timeout=60)
+def run_probe(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env={**os.environ, **(env or {})})
     last = done.stderr.strip().splitlines()[-1].split()
     return int(last[1]), last[3], done.stderr
 
@@ -58,3 +62,59 @@ def test_a_scan_does_load_the_model_stack(tmp_path: Path) -> None:
     exit_code, heavy, stderr = run_probe("inspect", str(MODEL), "--json", cwd=tmp_path)
     assert exit_code == 0, stderr
     assert "torch" in heavy.split(",")
+
+
+CHALLENGE = Path(__file__).resolve().parent / "data" / "physionet-challenge-2021"
+
+
+def _deep_card(folder: Path) -> list[str]:
+    shutil.copy(MODEL, folder / "m.onnx")
+    (folder / "m.card.json").write_text("[" * 5000 + "]" * 5000)
+    return ["scan", "m.onnx", "--profile", "ci"]
+
+
+def _negative_rate(folder: Path) -> list[str]:
+    (folder / "w").mkdir()
+    for suffix in (".hea", ".mat"):
+        shutil.copy(CHALLENGE / f"HR06000{suffix}", folder / "w")
+    header = folder / "w" / "HR06000.hea"
+    header.write_text(header.read_text().replace("HR06000 12 500 ", "HR06000 12 -500 ", 1))
+    return ["scan", str(MODEL), "--profile", "ci", "--data", "w"]
+
+
+def _symlinked_signal(folder: Path) -> list[str]:
+    (folder / "s").mkdir()
+    shutil.copy(CHALLENGE / "HR06000.hea", folder / "s")
+    (folder / "s" / "HR06000.mat").symlink_to(CHALLENGE / "HR06000.mat")
+    return ["attack", str(MODEL), "--attack", "scar", "--data", "s"]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (_deep_card, "nests arrays or objects 5000 deep"),
+    (_negative_rate, "gives '-500' where the sampling rate belongs"),
+    (_symlinked_signal, "signal file HR06000.mat is a symlink"),
+])
+def test_files_refused_anyway_are_refused_before_the_model_stack_loads(make, message: str, tmp_path: Path) -> None:
+    """A hostile card or WFDB header took 13-72 s to refuse on a loaded CI runner, after torch and the model had
+    loaded; the checks that need no model now run first (benchmarks/bench_refusals.py times them)."""
+    exit_code, heavy, stderr = run_probe(*make(tmp_path), cwd=tmp_path)
+    assert exit_code == 2 and message in stderr, stderr
+    assert not {"torch", "onnxruntime"} & set(heavy.split(",")), f"imported {heavy} before refusing"
+
+
+@pytest.mark.parametrize(("card", "code"), [(None, 0), ({"fs": -500}, 2)])
+def test_a_run_that_loads_the_model_stack_leaves_nothing_in_tmpdir(card: dict | None, code: int,
+                                                                  tmp_path: Path) -> None:
+    """torch, torchvision and onnxruntime write into $TMPDIR as they are imported (torchinductor_<user>/, .ses);
+    the run keeps them in a folder of its own and removes it, on success and on a card refused after the model
+    loaded alike. (tests/test_packaging.py checks a scan that fails its gate, exit 1.)"""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    argv = ["inspect", str(MODEL)]
+    if card is not None:
+        (tmp_path / "card.json").write_text(json.dumps(card))
+        argv += ["--card", str(tmp_path / "card.json")]
+    exit_code, heavy, stderr = run_probe(*argv, cwd=tmp_path, env={"TMPDIR": str(tmpdir)})
+    assert exit_code == code, stderr
+    assert "torch" in heavy.split(",") and "onnxruntime" in heavy.split(",")  # they did load, and write
+    assert sorted(p.name for p in tmpdir.iterdir()) == []

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from ecgaudit import __version__
+from ecgaudit._cli._tempdir import owned_tempdir
 from ecgaudit.errors import EcgauditError, ExitCode
 
 err_console = Console(stderr=True)
@@ -98,6 +99,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
     _state["debug"] = "--debug" in args
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    with owned_tempdir():  # what torch and onnxruntime leave in $TMPDIR goes with the run
+        code = _run(args)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+    # Only a run that loaded a model can have abandoned a hung model call (and only then is the module imported).
+    models = sys.modules.get("ecgaudit.models.interface")
+    if models is not None and any(thread.is_alive() for thread in models.ABANDONED_THREADS):
+        # A hung model call cannot be stopped; normal interpreter shutdown would wait on it or abort.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
+    sys.exit(int(code))
+
+
+def _run(args: list[str]) -> int:
+    """The command's exit code; every exception ends here as its documented code."""
     try:
         result = app(args=args, prog_name="ecgaudit", standalone_mode=False)
         code = int(result) if isinstance(result, int) else ExitCode.OK
@@ -135,14 +152,4 @@ def main(argv: list[str] | None = None) -> NoReturn:
             soft_wrap=True,
         )
         code = ExitCode.INTERNAL
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    # Only a run that loaded a model can have abandoned a hung model call (and only then is the module imported).
-    models = sys.modules.get("ecgaudit.models.interface")
-    if models is not None and any(thread.is_alive() for thread in models.ABANDONED_THREADS):
-        # A hung model call cannot be stopped; normal interpreter shutdown would wait on it or abort.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(int(code))
-    sys.exit(int(code))
+    return int(code)

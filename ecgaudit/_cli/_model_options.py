@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +12,9 @@ import typer
 if TYPE_CHECKING:
     from ecgaudit.models import ModelAdapter
 
-ModelArg = Annotated[Path, typer.Argument(help="The vendor's model: an ONNX (.onnx) or TorchScript (.pt) file.")]
+ModelArg = Annotated[Path, typer.Argument(
+    help="The vendor's model: an ONNX (.onnx) or TorchScript (.pt) file, or builtin:cnn (the bundled example CNN, "
+    "shipped in the package).")]
 CardOpt = Annotated[Path | None, typer.Option(
     "--card", help="Model card JSON (default: <stem>.card.json or <file name>.card.json beside the model).")]
 FsOpt = Annotated[float | None, typer.Option("--fs", help="Card override: sampling rate in Hz.")]
@@ -66,10 +69,30 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     help=f"CPU threads for torch and onnxruntime, 1 to {MAX_THREADS} (default: their own, one per core).")]
 
 
+def preflight_card(model: Path, card: Path | None) -> None:
+    """Read the card file the model will be opened with (bounded in size and nesting), without torch."""
+    from ecgaudit.card import card_file, read_card_file
+
+    path = card_file(model, card)
+    if path is not None:
+        read_card_file(path)
+
+
 def open_model(model: Path, card: Path | None, overrides: dict[str, Any], *, timeout_s: float | None = None,
-               max_bytes: int | None = None, device: str = "cpu", threads: int | None = None) -> ModelAdapter:
+               max_bytes: int | None = None, device: str = "cpu", threads: int | None = None,
+               data: Sequence[str | None] = ()) -> ModelAdapter:
     """Load the model. This is the first step that needs torch and the model stack, so they are imported here:
-    `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB)."""
+    `--help`, argument, profile and path errors never pay for them (seconds and hundreds of MB). Before that, the
+    checks that need no model: the card file (size, nesting, JSON) and each data source in `data` (its kind, WFDB
+    headers, symlinks), so a bad file is refused in well under a second, not after the model has loaded."""
+    from ecgaudit.data.preflight import preflight_data
+    from ecgaudit.defaults import builtin_model_path
+
+    model = builtin_model_path(str(model))
+    preflight_card(model, card)
+    for spec in data:
+        if spec is not None:
+            preflight_data(spec)
     import torch
 
     from ecgaudit.distributed import active, start

@@ -33,7 +33,8 @@ from ecgaudit.attacks import ATTACKS
 from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
 from ecgaudit.distributed import is_writer
 from ecgaudit.errors import AttackError
-from ecgaudit.evidence import ATTACK_JSON, check_creatable, is_attack_entry, reserve_output, write_folder
+from ecgaudit.evidence import ATTACK_JSON, is_attack_entry, reserve_output, write_folder
+from ecgaudit.folders import check_creatable
 from ecgaudit.io import json_bytes, npy_bytes
 from ecgaudit.render.console import attack_summary
 
@@ -126,7 +127,8 @@ def attack(
     with reserve_output(out, is_entry=_entries(out, export_augmentation), kind="attack run") if writer \
             else nullcontext():
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
-                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
+                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads,
+                             data=[data, *(transfer_data or ())])
         from ecgaudit.models import load_model
         from ecgaudit.plan import plan_attack
         from ecgaudit.scan import attack_document, attack_files, execute

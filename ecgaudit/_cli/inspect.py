@@ -59,6 +59,7 @@ def inspect(
         max_bytes=max_model_bytes,
         device=device,
         threads=threads,
+        data=[data],
     )
     from ecgaudit.data import load_dataset
     from ecgaudit.inspection import inspect_model

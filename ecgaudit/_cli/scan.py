@@ -135,7 +135,8 @@ def scan(
         key_path = signing_key_path(key)
         private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path and writer else None
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
-                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads)
+                             timeout_s=model_timeout, max_bytes=max_model_bytes, device=device, threads=threads,
+                             data=[data])
         from ecgaudit.models import load_model
         from ecgaudit.plan import ScanConfig
         from ecgaudit.scan import run_scan
@@ -156,14 +157,36 @@ def scan(
                 bundle = write_bundle(result, out, key=private_key, junit=junit_xml or False,
                                       export_wfdb=export_wfdb_samples)
                 done(1, 1)
-            print_outcome(bundle, result, as_json=as_json, quiet=quiet)
-            return {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
+            code = {"PASS": ExitCode.OK, "FAIL": ExitCode.GATE_FAILED}.get(result.verdict, ExitCode.INCONCLUSIVE)
+            print_outcome(bundle, result, as_json=as_json, quiet=quiet, code=code)
+            return code
 
         return agree_on_exit_code(write)
 
 
-def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: bool) -> None:
-    """The step summary, the UNSIGNED notice, then the summary: JSON, a table, or (with --quiet) one line."""
+EXIT_MEANINGS = {
+    ExitCode.OK: "every gate rule passed",
+    ExitCode.GATE_FAILED: "a gate rule failed (the table above and the report say which); CI should fail the job",
+    ExitCode.INCONCLUSIVE: "INCONCLUSIVE: every rule passed, but an attack-failure indicator fired, so robustness "
+                           "could not be measured reliably; never a pass, CI should fail the job",
+}
+
+
+def written_files(bundle: Bundle) -> list[str]:
+    """What the scan wrote into its folder, for the console: each top-level file, each folder with its file count,
+    the envelope."""
+    counts: dict[str, int] = {}
+    for name in list(bundle.subjects)[1:]:  # the first subject is the model, which the scan only read
+        top, sep, _ = name.partition("/")
+        counts[top + sep] = counts.get(top + sep, 0) + 1
+    if bundle.envelope_path is not None:
+        counts[bundle.envelope_path.name] = 1
+    return [f"{name} ({n} files)" if name.endswith("/") else name for name, n in counts.items()]
+
+
+def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: bool, code: int) -> None:
+    """The step summary, the UNSIGNED notice, then the summary: JSON, a table, or (with --quiet) one line; after
+    the table, every file written and what the exit code means."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:
@@ -178,13 +201,24 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
             "[bold yellow]UNSIGNED:[/] the report carries no signature; pass --key (see `ecgaudit keygen`) "
             "so a reviewer can verify it.", highlight=False, soft_wrap=True)
     if as_json:
-        print(json.dumps(summary_document(result, bundle.report_path), indent=2, sort_keys=True))
+        document = summary_document(result, bundle.report_path)
+        files = [bundle.out_dir / name for name in list(bundle.subjects)[1:]]
+        files += [path for path in (bundle.envelope_path, bundle.junit_path)
+                  if path is not None and path.resolve() not in {f.resolve() for f in files}]
+        document["files"] = [str(path) for path in files]
+        document["exit_code"] = int(code)
+        print(json.dumps(document, indent=2, sort_keys=True))
     elif quiet:
         print(verdict_line(bundle.report, bundle.report_path))
     else:
         console = wide_console()
         console.print(summary(bundle.report), highlight=False)
-        console.print(f"wrote {bundle.report_path}", highlight=False, soft_wrap=True)
+        junit = bundle.junit_path
+        outside = f"; and {junit}" if junit is not None and not junit.resolve().is_relative_to(
+            bundle.out_dir.resolve()) else ""
+        console.print(f"wrote {bundle.report_path}; in {bundle.out_dir}/: {', '.join(written_files(bundle))}"
+                      f"{outside}", highlight=False, soft_wrap=True)
+        console.print(f"exit code {int(code)}: {EXIT_MEANINGS[code]}.", highlight=False, soft_wrap=True)
 
 
 def summary_document(result: ScanResult, report_path: Path) -> dict[str, Any]:

@@ -25,46 +25,21 @@ from pathlib import Path
 import numpy as np
 
 from ecgaudit.data import memory
-from ecgaudit.data.conform import RawRecord, build_dataset
 from ecgaudit.data.interface import SUPERCLASSES, EcgDataset, QualityIssue
 from ecgaudit.data.memory import gib
+from ecgaudit.data.preflight import builtin_options, source_kind
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
 __all__ = ["EcgDataset", "QualityIssue", "SUPERCLASSES", "load_dataset"]
 
-SYNTHETIC_DEFAULTS = {"n": 300, "seed": 2026}
-
-
-def _synthetic_options(spec: str, rest: str) -> dict[str, int]:
-    options = dict(SYNTHETIC_DEFAULTS)
-    if not rest:
-        return options
-    for item in rest.split(","):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in options:
-            raise DataError(
-                f"data spec {spec!r} has option {item.strip()!r}; "
-                "builtin:synthetic takes only n=<int> and seed=<int>."
-            )
-        try:
-            options[key] = int(value.strip())
-        except ValueError as exc:
-            raise DataError(f"data spec {spec!r}: {key} must be an integer, not {value.strip()!r}.") from exc
-    if options["n"] <= 0:
-        raise DataError(f"data spec {spec!r}: n must be a positive number of records.")
-    if options["seed"] < 0:
-        raise DataError(f"data spec {spec!r}: seed must be a non-negative integer (e.g. seed=2026).")
-    return options
-
-
 def _load_synthetic(
-    spec: str, rest: str, *, fs: float, n_samples: int, leads: Sequence[str], n_records: int | None
+    spec: str, *, fs: float, n_samples: int, leads: Sequence[str], n_records: int | None
 ) -> EcgDataset:
+    from ecgaudit.data.conform import RawRecord, build_dataset
     from ecgaudit.data.synthetic import generate_synthetic
 
-    opts = _synthetic_options(spec, rest)
+    opts = builtin_options(spec)
     n, seed = opts["n"], opts["seed"]
     # Generated in the standard 12 leads, then conformed to the model's leads: both copies are held at once.
     record_bytes = (len(STANDARD_LEADS) + len(leads)) * n_samples * np.dtype(np.float32).itemsize
@@ -120,15 +95,10 @@ def load_dataset(
     """
     del seed  # loading is deterministic; see the docstring
     if spec.startswith("builtin:"):
-        name, _, rest = spec[len("builtin:") :].partition(":")
-        if name != "synthetic":
-            raise DataError(
-                f"unknown built-in data set {name!r} in {spec!r}; the only one is builtin:synthetic."
-            )
-        return _load_synthetic(spec, rest, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+        return _load_synthetic(spec, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
 
     path = Path(spec).expanduser()
-    kind = _source_kind(spec, path)
+    kind = source_kind(spec, path)
     # Imported here: wfdb pulls in pandas, and pydicom is sizeable; commands that never read data skip both.
     if kind == "npz":
         from ecgaudit.data.npz import load_npz
@@ -149,47 +119,3 @@ def load_dataset(
     from ecgaudit.data.wfdb_source import load_wfdb
 
     return load_wfdb(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
-
-
-_FOLDER_KINDS = {".hea": "wfdb", ".dcm": "dicom", ".xml": "aecg"}
-_KIND_NAMES = {"wfdb": "WFDB header (.hea)", "dicom": "DICOM (.dcm)", "aecg": "HL7 aECG (.xml)"}
-
-
-def _source_kind(spec: str, path: Path) -> str:
-    """`npz`, `ptbxl`, `dicom`, `aecg` or `wfdb` for a data path, or a DataError saying what is wrong."""
-    from ecgaudit.data.dicom import is_dicom_file
-    from ecgaudit.data.ptbxl import is_ptbxl_root
-
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return "npz"
-    if path.is_dir():
-        if is_ptbxl_root(path):
-            return "ptbxl"
-        kinds = sorted({_FOLDER_KINDS[p.suffix.lower()] for p in path.iterdir() if p.suffix.lower() in _FOLDER_KINDS})
-        if len(kinds) > 1:
-            raise DataError(
-                f"folder {path} holds {' and '.join(_KIND_NAMES[k] for k in kinds)} files; "
-                "put each format in its own folder and give one of them."
-            )
-        if not kinds:
-            raise DataError(
-                f"folder {path} holds no WFDB header (.hea), DICOM (.dcm) or HL7 aECG (.xml) files; "
-                "point ecgaudit at a folder of ECG records."
-            )
-        return kinds[0]
-    if path.is_file() and suffix in (".dcm", ".xml"):
-        return _FOLDER_KINDS[suffix]
-    if path.with_name(path.name + ".hea").is_file() or (path.is_file() and suffix == ".hea"):
-        return "wfdb"
-    if path.is_file() and is_dicom_file(path):
-        return "dicom"
-    if path.exists():
-        raise DataError(
-            f"data source {spec!r} is not a .npz, DICOM (.dcm) or HL7 aECG (.xml) file, a WFDB header or "
-            "record path, or a folder; give one of those (for WFDB, name the .hea file)."
-        )
-    raise DataError(
-        f"data source {spec!r} does not exist; give a .npz file, a WFDB record or folder, a PTB-XL root, a DICOM "
-        "or HL7 aECG file or folder, or builtin:synthetic."
-    )

@@ -48,16 +48,6 @@ _CODE = re.compile(r"^(?:5\.6\.3-9-|2:)(\d+)$")
 _MEANING = re.compile(r"^\s*lead\s+(\S+)", re.IGNORECASE)
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True for a file with DICOM's `DICM` marker after the 128-byte preamble."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
 def lead_name(code_value: str, meaning: str) -> str:
     """The lead a DICOM channel source code (or, failing that, its meaning) names."""
     match = _CODE.match(code_value.strip())

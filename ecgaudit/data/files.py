@@ -39,3 +39,21 @@ def read_capped(path: Path, max_bytes: int, what: str) -> bytes:
             "split the recording into shorter files."
         )
     return path.read_bytes()
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for a file with DICOM's `DICM` marker after the 128-byte preamble."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+PTBXL_DATABASE_CSV = "ptbxl_database.csv"
+
+
+def is_ptbxl_root(path: str | Path) -> bool:
+    """True if `path` is a folder holding `ptbxl_database.csv`."""
+    return (Path(path) / PTBXL_DATABASE_CSV).is_file()

@@ -22,20 +22,16 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ecgaudit.data.conform import RawRecord, build_dataset
+from ecgaudit.data.files import PTBXL_DATABASE_CSV
 from ecgaudit.data.interface import SUPERCLASSES, EcgDataset
 from ecgaudit.data.wfdb_source import read_record
 from ecgaudit.errors import DataError
 
-DATABASE_CSV = "ptbxl_database.csv"
+DATABASE_CSV = PTBXL_DATABASE_CSV
 STATEMENTS_CSV = "scp_statements.csv"
 LR_MAX_FS = 100.0
 """Models at or below this rate read the 100 Hz files (`filename_lr`), faster ones the 500 Hz files."""
 PATIENT_FIELD = "patient_id"
-
-
-def is_ptbxl_root(path: str | Path) -> bool:
-    """True if `path` is a folder holding `ptbxl_database.csv`."""
-    return (Path(path) / DATABASE_CSV).is_file()
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:

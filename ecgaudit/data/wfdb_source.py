@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import wfdb
 
 from ecgaudit.data.conform import MAX_SAMPLES, UNITS_PER_MV, RawRecord, build_dataset, lead_key
 from ecgaudit.data.interface import EcgDataset
+from ecgaudit.data.wfdb_header import check_regular, header_fs, header_units, list_records, record_base, signal_path
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
 
@@ -35,79 +35,9 @@ from ecgaudit.leads import STANDARD_LEADS
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5}
 
 
-def record_base(path: str | Path) -> Path:
-    """The record path without extension, for a path to a `.hea` file or to the record itself."""
-    p = Path(path)
-    base = p.with_suffix("") if p.suffix.lower() == ".hea" else p
-    if not base.with_name(base.name + ".hea").is_file():
-        raise DataError(
-            f"WFDB record {p} not found: there is no header file {base.name}.hea; check the path."
-        )
-    return base
-
-
-def list_records(path: str | Path) -> list[Path]:
-    """Record paths (no extension) for a record or a folder of records (sorted, not recursive)."""
-    p = Path(path)
-    if p.is_dir():
-        heads = sorted(h for h in p.glob("*.hea") if h.is_file())
-        if not heads:
-            raise DataError(f"folder {p} holds no WFDB header (.hea) files; point ecgaudit at WFDB records.")
-        return [h.with_suffix("") for h in heads]
-    return [record_base(p)]
-
-
-def header_units(header_path: Path, n_sig: int) -> list[str | None]:
-    """Each signal's units as written in the header (wfdb's parser drops a non-ASCII `µ`: `µV` -> `V`).
-
-    Units follow the `/` in a signal line's third field (`gain(baseline)/units`); None where not given.
-    """
-    lines = _header_lines(header_path)[1 : 1 + n_sig]
-    units: list[str | None] = []
-    for line in lines:
-        fields = line.split()
-        gain = fields[2] if len(fields) > 2 else ""
-        units.append(gain.split("/", 1)[1] if "/" in gain else None)
-    return units + [None] * (n_sig - len(units))
-
-
-_FS_FIELD = re.compile(r"^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:/.*)?$")
 PATIENT_KEYS = frozenset({"patient", "patient id", "patient_id", "patientid", "subject", "subject id", "subject_id"})
 PATIENT_FIELD = "WFDB header comment Patient"
 """What `EcgDataset.patient_field` says for WFDB records (the `# Patient:` comment or its synonyms)."""
-
-
-def _header_lines(header_path: Path) -> list[str]:
-    """The header's non-comment lines, stripped (the record line first)."""
-    raw = header_path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = [ln.strip() for ln in text.splitlines()]
-    return [ln for ln in lines if ln and not ln.startswith("#")]
-
-
-def header_fs(header_path: Path) -> float:
-    """The sampling rate written in the header's record line (`name n_sig fs[/counter[(base)]] ...`), in Hz.
-
-    wfdb reads a missing or unparsable rate (`-500`, `abc`) as its default of 250 Hz; that would silently
-    change every duration, so here it is an error.
-    """
-    name = header_path.name
-    lines = _header_lines(header_path)
-    fields = lines[0].split() if lines else []
-    token = fields[2] if len(fields) > 2 else ""
-    if not _FS_FIELD.match(token):
-        got = f"{token!r}" if token else "no sampling rate"
-        raise DataError(
-            f"header {name} gives {got} where the sampling rate belongs (third field of its first line); "
-            "write the rate in Hz, e.g. 'rec 12 500 5000'."
-        )
-    fs = float(token.split("/", 1)[0])
-    if not (math.isfinite(fs) and fs > 0):
-        raise DataError(f"header {name} gives sampling rate {token!r}; write a positive rate in Hz.")
-    return fs
 
 
 def header_patient(comments: Sequence[str]) -> str | None:
@@ -117,14 +47,6 @@ def header_patient(comments: Sequence[str]) -> str | None:
         if sep and key.strip().lower() in PATIENT_KEYS and value.strip():
             return value.strip()
     return None
-
-
-def _regular_file(path: Path, what: str, name: str) -> None:
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise DataError(
-            f"record {name}: {what} {path.name} is a symlink or not a regular file; ecgaudit reads only "
-            "regular files inside the data folder, so copy the file itself there."
-        )
 
 
 def _units_per_mv(name: str, channel: str, unit: str | None) -> float:
@@ -140,15 +62,7 @@ def _units_per_mv(name: str, channel: str, unit: str | None) -> float:
 def _check_file(name: str, base: Path, header: wfdb.Record, fname: str) -> Path:
     """The path of signal file `fname`, after checking it is a regular file beside the header, as long as the
     header says."""
-    if not fname or fname in {".", ".."} or Path(fname).name != fname or "\\" in fname:
-        raise DataError(
-            f"record {name}: signal file {fname!r} is not a plain file name; a WFDB header may only name "
-            "signal files in its own folder."
-        )
-    fpath = base.parent / fname
-    _regular_file(fpath, "signal file", name)
-    if not fpath.is_file():
-        raise DataError(f"record {name}: signal file {fname} is missing; put it next to {name}.hea.")
+    fpath = signal_path(name, base, fname)
     in_file = [i for i, f in enumerate(header.file_name) if f == fname]
     bps = _BYTES_PER_SAMPLE.get(str(header.fmt[in_file[0]]))
     size = fpath.stat().st_size
@@ -187,7 +101,7 @@ def read_record(path: str | Path, *, leads: Sequence[str] | None = None) -> RawR
 def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
     name = base.name
     head_path = base.with_name(name + ".hea")
-    _regular_file(head_path, "header", name)
+    check_regular(head_path, "header", name)
     fs = header_fs(head_path)
     try:
         header = wfdb.rdheader(str(base))

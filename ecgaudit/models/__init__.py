@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ecgaudit.card import METADATA_KEY, ModelCard, parse_card, read_card_file, sidecar_paths
+from ecgaudit.card import METADATA_KEY, ModelCard, card_file, parse_card, read_card_file, sidecar_paths
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import loads_json
 from ecgaudit.models.budget import relative_budget
@@ -47,13 +47,7 @@ def resolve_card(
         merged.update(embedded)
         sources.append("ONNX metadata_props")
     tried = sidecar_paths(model_path)
-    found = [path for path in tried if path.is_file()]
-    if card_path is None and len(found) > 1:
-        raise CardError(
-            f"{model_path.name} has two cards beside it, {found[0].name} and {found[1].name}; remove one or "
-            "choose with --card."
-        )
-    file_path = card_path or (found[0] if found else None)
+    file_path = card_file(model_path, card_path)
     if file_path is not None:
         merged.update(read_card_file(file_path))
         sources.append(str(file_path))
