@@ -1,10 +1,15 @@
 """Output folders written whole: one writer at a time, built aside and swapped in with one rename.
 
-`output_lock` holds an `flock` on `.<name>.lock` beside the folder and removes that file when it is done.
-`replace_folder` fills a fresh folder beside the output (same filesystem), flushes it, and swaps it in with one
-rename (an atomic exchange where the kernel offers it): until then the previous folder is untouched, after it the
-new one is complete, and a kill at any moment leaves one or the other. `ecgaudit.evidence` builds its bundles
-on these.
+`output_lock` holds an `flock` on `<name>.lock` and `replace_folder` fills a fresh `<name>.new-*` folder, both in
+`.ecgaudit/` beside the output (the same filesystem, so the new folder can be swapped in with one rename: an atomic
+exchange where the kernel offers it). Until then the previous folder is untouched, after it the new one is
+complete, and a kill at any moment leaves one or the other. A finished run removes `.ecgaudit/` again.
+
+Only a SIGKILL (the OOM killer, a CI timeout) can leave `.ecgaudit/` behind, holding a stale lock file and perhaps
+an unfinished folder, until the next run on that output removes them. So that nothing picks those up in between,
+the folder is hidden, holds a `.gitignore` of `*` (git and the tools that honour it skip it) and a `CACHEDIR.TAG`
+(backup and archive tools skip it: tar --exclude-caches, borg, restic), and `actions/upload-artifact` leaves hidden
+folders out by default. `ecgaudit.evidence` builds its bundles on these functions.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import ctypes
 import errno
 import fcntl
 import glob
+import itertools
 import os
 import shutil
 import tempfile
@@ -29,10 +35,43 @@ _HELD_LOCKS: dict[Path, int] = {}
 """Output folders this process holds the lock of (resolved path -> lock file descriptor)."""
 
 
+WORK_FOLDER = ".ecgaudit"
+"""Beside every output folder while a run writes it: the lock file and the unfinished folder (see above)."""
+_WORK_MARKERS = {
+    ".gitignore": b"# Written by ecgaudit: a run's lock and unfinished output, removed when the run ends.\n*\n",
+    "CACHEDIR.TAG": b"Signature: 8a477f597d28d172789f06886806bc55\n"
+                    b"# This folder holds ecgaudit's unfinished output; nothing in it needs to be kept.\n",
+}
+
+
+def work_folder(out: Path) -> Path:
+    return out.parent / WORK_FOLDER
+
+
 def lock_path(out_dir: Path) -> Path:
-    """`.<name>.lock` beside the output folder (inside it would be swapped away with the folder)."""
+    """`.ecgaudit/<name>.lock` beside the output folder (inside it would be swapped away with the folder)."""
     out = out_dir.resolve()
-    return out.parent / f".{out.name}.lock"
+    return work_folder(out) / f"{out.name}.lock"
+
+
+def _make_work_folder(out: Path) -> None:
+    folder = work_folder(out)
+    folder.mkdir(exist_ok=True)
+    for name, text in _WORK_MARKERS.items():
+        if not (folder / name).exists():
+            with contextlib.suppress(OSError):
+                (folder / name).write_bytes(text)
+
+
+def _remove_work_folder(out: Path) -> None:
+    """Remove `.ecgaudit/` once it holds nothing but its markers. Another run's lock file there (for another output
+    in the same folder) keeps it: rmdir refuses a folder that is not empty, and that run recreates the markers."""
+    folder = work_folder(out)
+    with contextlib.suppress(OSError):
+        if set(os.listdir(folder)) <= set(_WORK_MARKERS):
+            for name in _WORK_MARKERS:
+                (folder / name).unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def resolve_path(path: Path, option: str) -> Path:
@@ -64,17 +103,23 @@ def output_lock(out_dir: Path) -> Iterator[None]:
     if out in _HELD_LOCKS:
         yield
         return
+    if out.name == WORK_FOLDER:
+        raise OutputError(f"--out {out_dir}: {WORK_FOLDER} is where ecgaudit keeps a run's lock and unfinished "
+                          "output beside the folder it writes; pass another name.")
     path = lock_path(out)
     created = []  # the folders made for the lock file; removed again if the run writes nothing
     missing = out.parent
     while not missing.exists() and missing.parent != missing:
         created.append(missing)
         missing = missing.parent
-    while True:
+    for attempt in itertools.count():
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
+            _make_work_folder(out)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and attempt < 100:
+                continue  # another run removed an idle .ecgaudit/ between our mkdir and open: make it again
             raise OutputError(f"--out {out_dir} cannot be written: the lock file {path} cannot be created "
                               f"({exc.strerror}).") from exc
         try:
@@ -102,6 +147,7 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)
+        _remove_work_folder(out)
         if not out.exists():  # a run that failed before writing leaves no trace, not even the parents it made
             for folder in created:
                 with contextlib.suppress(OSError):
@@ -114,7 +160,7 @@ def replace_folder(out: Path, build: Callable[[Path], T]) -> T:
     The caller holds `output_lock(out)`. Until the swap the old folder is untouched; the staging folder (which
     then holds the old contents) is removed either way.
     """
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{out.name}.new-", dir=work_folder(out)))
     try:
         os.chmod(staging, 0o777 & ~current_umask())
         built = build(staging)
@@ -152,7 +198,7 @@ def _swap_in(staging: Path, out: Path) -> None:
     elif not _exchange(staging, out):
         # No atomic exchange here: park the old folder, rename the new one in; a kill between the two renames
         # leaves the old bundle parked, and the next run on this folder puts it back (`_clean_leftovers`).
-        parked = out.parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+        parked = work_folder(out) / f"{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
         os.rename(out, parked)
         os.rename(staging, out)
         os.rename(parked, staging)
@@ -175,9 +221,12 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _clean_leftovers(out: Path) -> None:
-    """Under the lock: restore a parked bundle a killed run left without a successor, drop unfinished folders."""
-    parked = sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*"))
+    """Under the lock: restore a parked bundle a killed run left without a successor, drop unfinished folders
+    (also those that ecgaudit 0.1.0 left beside the output as `.<name>.old-*` and `.<name>.new-*`)."""
+    name = glob.escape(out.name)
+    parked = sorted([*work_folder(out).glob(f"{name}.old-*"), *out.parent.glob(f".{name}.old-*")],
+                    key=lambda path: path.name.lstrip("."))
     if parked and not out.exists():
         os.rename(parked.pop(), out)
-    for leftover in [*parked, *out.parent.glob(f".{glob.escape(out.name)}.new-*")]:
+    for leftover in [*parked, *work_folder(out).glob(f"{name}.new-*"), *out.parent.glob(f".{name}.new-*")]:
         shutil.rmtree(leftover, ignore_errors=True)

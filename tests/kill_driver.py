@@ -33,7 +33,7 @@ def main() -> None:
     import ecgaudit.scan  # noqa: F401
     from ecgaudit._cli import main as cli
 
-    staging = os.path.join(os.path.dirname(out), f".{glob.escape(os.path.basename(out))}.new-*")
+    staging = os.path.join(os.path.dirname(out), ".ecgaudit", f"{glob.escape(os.path.basename(out))}.new-*")
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         seed, origin, delay = line.split()

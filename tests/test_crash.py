@@ -87,7 +87,7 @@ def test_sigkill_at_random_moments_never_leaves_a_mixture(tmp_path: Path) -> Non
                     f"bundle nor this run's complete bundle: {result}")
                 outcome = "new complete"
                 before = snapshot(out)
-            for leftover in reports.glob(".out.*"):
+            for leftover in [*reports.glob(".ecgaudit/out.*"), *reports.glob(".out.*")]:
                 if leftover.is_dir():
                     assert verified_seed(leftover, public, model) in (None, *range(seed + 1), 100), leftover
             outcomes.append(outcome + (" (killed while building)" if result["building_at_kill"] else

@@ -110,7 +110,8 @@ def test_a_second_scan_on_the_same_out_is_refused_while_one_holds_it(run_cli, no
     lock = lock_path(out)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         f"os.makedirs({str(lock.parent)!r})\nfd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
          "print('held', flush=True)\ntime.sleep(120)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -121,7 +122,7 @@ def test_a_second_scan_on_the_same_out_is_refused_while_one_holds_it(run_cli, no
         holder.kill()
         holder.wait()
     assert code == 2 and "another ecgaudit run is writing to" in text, text
-    assert lock.parent == out.parent and lock.name == ".out.lock"
+    assert lock.parent == out.parent / ".ecgaudit" and lock.name == "out.lock"
 
 
 def test_bad_data_leaves_the_previous_bundle_untouched(run_cli, previous: Path, tmp_path: Path) -> None:
@@ -212,9 +213,38 @@ def test_the_lock_file_goes_when_its_holder_is_done_and_a_stale_one_is_not_trust
         calls.append(os.fstat(fd).st_ino)
         real_flock(fd, op)
 
+    lock.parent.mkdir()
     lock.touch()
     monkeypatch.setattr(folders.fcntl, "flock", flock_after_the_holder_left)
     with folders.output_lock(out):
         assert len(calls) == 2, "the lock taken on the removed file was not trusted"
         assert lock.is_file() and os.stat(lock).st_ino == calls[1]
     assert not lock.exists()
+
+
+def test_a_killed_runs_lock_and_unfinished_folder_sit_in_one_hidden_folder_that_tools_skip(
+    run_cli, previous: Path, tmp_path: Path
+) -> None:
+    """A SIGKILL leaves the lock file (and, in the write window, an unfinished folder) until the next run on that
+    output; they sit in .ecgaudit/ beside it, which git and backup tools skip, and the next run removes it whole."""
+    from ecgaudit.folders import output_lock
+
+    out = tmp_path / "out"
+    shutil.copytree(previous, out)
+    with output_lock(out):
+        work = tmp_path / ".ecgaudit"
+        assert sorted(p.name for p in work.iterdir()) == [".gitignore", "CACHEDIR.TAG", "out.lock"]
+        assert (work / ".gitignore").read_text().splitlines()[-1] == "*"
+        assert (work / "CACHEDIR.TAG").read_bytes().startswith(b"Signature: 8a477f597d28d172789f06886806bc55")
+        with output_lock(tmp_path / "other"):  # a second output in the same folder shares it and keeps it
+            pass
+        assert (work / "out.lock").is_file() and (work / "CACHEDIR.TAG").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (tmp_path / ".ecgaudit").mkdir()
+    shutil.copytree(previous, tmp_path / ".ecgaudit" / "out.new-abc")  # as a SIGKILL in the write window leaves it
+    (tmp_path / ".ecgaudit" / "out.lock").touch()  # stale: its holder was killed, so flock takes it
+    code, text = _scan(run_cli, tmp_path / "out")
+    assert code == 0, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    code, text = _scan(run_cli, tmp_path / ".ecgaudit")
+    assert code == 2 and "is where ecgaudit keeps a run's lock" in text, text
