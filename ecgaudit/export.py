@@ -16,6 +16,19 @@ def _name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
+def unique_name(name: str, used: set[str]) -> str:
+    """`name`, or `name_2`, `name_3`, ... : the first not in `used` (compared without case, as on macOS and
+    Windows disks), which it joins. Distinct record ids can share a file name once the characters a file name
+    cannot hold are replaced (`r.`, `r,` and `r__2` all start as `r_`), and no record may overwrite another's files;
+    the header's comment keeps the true id."""
+    candidate, k = name, 1
+    while candidate.lower() in used:
+        k += 1
+        candidate = f"{name}_{k}"
+    used.add(candidate.lower())
+    return candidate
+
+
 def header_text(text: str) -> str:
     """`text` safe inside one WFDB header line: control and non-ASCII characters as backslash escapes.
 
@@ -38,10 +51,7 @@ def export_wfdb(samples: dict[str, np.ndarray], out_dir: Path, attack_ids: list[
     used: set[str] = set()
     for attack_id in attack_ids:
         for i, record_id in enumerate(samples["record_ids"]):
-            name = _name(f"{attack_id}_{record_id}")
-            if name in used:  # two ids that differ only in characters a file name cannot hold
-                name = f"{name}_{i}"
-            used.add(name)
+            name = unique_name(_name(f"{attack_id}_{record_id}"), used)
             signal = (samples["X"][i] + samples[f"delta_{attack_id}"][i]).T.astype(np.float64)
             wfdb.wrsamp(
                 name, fs=fs, units=["mV"] * len(leads), sig_name=leads, p_signal=signal, fmt=["16"] * len(leads),

@@ -396,3 +396,24 @@ def test_keygen_that_cannot_write_is_exit_2_and_leaves_no_half_pair(run_cli, tmp
     code, _, err = run_cli("keygen", "--out", tmp_path)
     assert code == 2 and "No space left on device" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []  # no private key without its public half
+
+
+def test_record_ids_that_share_a_file_name_never_overwrite_each_other_on_export(tmp_path: Path) -> None:
+    """`r.`, `r__2` and `r,` all become `a_r_...` once unsafe characters are replaced: the third used to overwrite
+    the second's files, and the artifact list held one path twice with different digests."""
+    from ecgaudit.export import export_wfdb
+
+    ids = np.array(["r.", "r__2", "r,", "R,"])
+    rng = np.random.default_rng(0)
+    samples = {"fs": np.float32(100.0), "leads": np.array(["I", "II"]), "record_ids": ids,
+               "X": rng.normal(0, 0.5, (4, 2, 50)).astype(np.float32),
+               "delta_a": np.zeros((4, 2, 50), np.float32)}
+    written = export_wfdb(samples, tmp_path / "wfdb", ["a"])
+    paths = [path for path, _ in written]
+    assert len(paths) == len({path.lower() for path in paths}) == 8
+    assert len({digest for _, digest in written}) == 8
+    for i, record_id in enumerate(ids):  # each file holds its own record, and its header names it
+        name = next(p for p in paths if p.endswith(".hea") and
+                    f"source record {record_id}" in (tmp_path / p).read_text()).removesuffix(".hea")
+        record = wfdb.rdrecord(str(tmp_path / name))
+        assert np.allclose(record.p_signal.T, samples["X"][i], atol=1e-3)
