@@ -7,6 +7,7 @@ file from another run" for the swap attacks.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import random
@@ -417,3 +418,65 @@ def test_record_ids_that_share_a_file_name_never_overwrite_each_other_on_export(
                     f"source record {record_id}" in (tmp_path / p).read_text()).removesuffix(".hea")
         record = wfdb.rdrecord(str(tmp_path / name))
         assert np.allclose(record.p_signal.T, samples["X"][i], atol=1e-3)
+
+
+def test_an_independent_dsse_verifier_agrees_with_ours_on_the_envelope_and_on_every_tampering(
+        signed: SignedScan) -> None:
+    """securesystemslib's DSSE implementation (what in-toto and TUF use), given only the public key, accepts a
+    signed scan's envelope and refuses it after a one-byte change of anything the signature covers (payload,
+    signature, payload type); ours gives the same answer each time. Where they differ is by design and outside
+    the signature: ours also refuses an envelope whose JSON was re-encoded (asserted last)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError as ThirdPartyRefusal
+    from securesystemslib.signer import SSlibKey
+
+    from ecgaudit.report.signing import PREDICATE_TYPE, verify_envelope
+
+    raw = (signed.out / "report.dsse.json").read_bytes()
+    document = json.loads(raw)
+    public = load_pem_public_key(signed.public.read_bytes())
+    key = SSlibKey.from_crypto(public, keyid=document["signatures"][0]["keyid"])
+
+    def theirs(envelope: dict) -> bool:
+        try:
+            Envelope.from_dict(copy.deepcopy(envelope)).verify([key], 1)  # from_dict empties the signatures
+        except ThirdPartyRefusal:
+            return False
+        return True
+
+    def ours(envelope: dict) -> bool:
+        try:
+            # in the one byte form ecgaudit writes (see the last assertion)
+            verify_envelope((json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode(),
+                            load_public_key(signed.public))
+        except EcgauditError:
+            return False
+        return True
+
+    assert theirs(document) and ours(document)
+    statement_doc = json.loads(Envelope.from_dict(copy.deepcopy(document)).payload)
+    assert statement_doc["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement_doc["predicateType"] == PREDICATE_TYPE
+    for subject in statement_doc["subject"]:  # what it vouches for is the files on disk
+        assert hashlib.sha256(signed.path(subject["name"]).read_bytes()).hexdigest() == subject["digest"]["sha256"]
+    payload = base64.b64decode(document["payload"])
+    signature = base64.b64decode(document["signatures"][0]["sig"])
+    rng = random.Random(7)
+    tampered = [{**document, "payload": base64.b64encode(_flip(payload, i)).decode()}
+                for i in (0, len(payload) - 1, *rng.sample(range(len(payload)), 6))]
+    tampered += [{**document, "signatures": [{**document["signatures"][0], "sig": base64.b64encode(
+        _flip(signature, i)).decode()}]} for i in (0, 31, 63)]
+    tampered.append({**document, "payloadType": document["payloadType"].replace("json", "jsoN")})
+    for envelope in tampered:
+        assert (theirs(envelope), ours(envelope)) == (False, False)
+    compact = json.dumps(document, separators=(",", ":")).encode()
+    assert theirs(json.loads(compact))
+    with pytest.raises(EcgauditError, match="not byte for byte the form ecgaudit writes"):
+        verify_envelope(compact, load_public_key(signed.public))
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    changed = bytearray(data)
+    changed[index] ^= 0x01
+    return bytes(changed)
