@@ -1,0 +1,87 @@
+"""How long `ecgaudit` takes to refuse inputs it can judge without loading the model (a CI job's wasted minutes).
+
+Each case is a file a CI job can hand ecgaudit by mistake or by malice; each must end in exit 2 with its one-line
+message, before torch and onnxruntime are imported. The script runs the installed `ecgaudit` on each case
+`--repeat` times in a fresh process and prints the median and worst wall time; `--limit-s` (default 1.0) is the
+target on a quiet machine, and the exit status is 1 when a case misses it or is not refused as expected.
+
+    python benchmarks/bench_refusals.py [--repeat 5] [--limit-s 1.0] [--json refusals.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "examples" / "models" / "cnn.onnx"
+CHALLENGE = REPO / "tests" / "data" / "physionet-challenge-2021"
+
+
+def deep_card(folder: Path) -> list[str]:
+    shutil.copy(MODEL, folder / "m.onnx")
+    (folder / "m.card.json").write_text("[" * 5000 + "]" * 5000)
+    return ["scan", str(folder / "m.onnx"), "--profile", "ci", "--out", str(folder / "out")]
+
+
+def negative_rate(folder: Path) -> list[str]:
+    (folder / "w").mkdir()
+    for suffix in (".hea", ".mat"):
+        shutil.copy(CHALLENGE / f"HR06000{suffix}", folder / "w")
+    header = folder / "w" / "HR06000.hea"
+    header.write_text(header.read_text().replace("HR06000 12 500 ", "HR06000 12 -500 ", 1))
+    return ["scan", str(MODEL), "--profile", "ci", "--data", str(folder / "w"), "--out", str(folder / "out")]
+
+
+def symlinked_signal(folder: Path) -> list[str]:
+    (folder / "s").mkdir()
+    shutil.copy(CHALLENGE / "HR06000.hea", folder / "s")
+    (folder / "s" / "HR06000.mat").symlink_to(CHALLENGE / "HR06000.mat")
+    return ["scan", str(MODEL), "--profile", "ci", "--data", str(folder / "s"), "--out", str(folder / "out")]
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "card nested 5,000 deep": (deep_card, "nests arrays or objects 5000 deep"),
+    "WFDB header with fs -500": (negative_rate, "where the sampling rate belongs"),
+    "WFDB signal file a symlink": (symlinked_signal, "is a symlink or not a regular file"),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--limit-s", type=float, default=1.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    ecgaudit = shutil.which("ecgaudit") or str(Path(sys.executable).parent / "ecgaudit")
+    rows, ok = [], True
+    for name, (make, message) in CASES.items():
+        times = []
+        with tempfile.TemporaryDirectory() as folder:
+            argv = make(Path(folder))
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                done = subprocess.run([ecgaudit, *argv], capture_output=True, text=True)
+                times.append(time.perf_counter() - started)
+                if done.returncode != 2 or message not in done.stderr:
+                    print(f"{name}: not refused as expected (exit {done.returncode}): {done.stderr.strip()}")
+                    ok = False
+        row = {"case": name, "median_s": statistics.median(times), "max_s": max(times)}
+        ok &= row["max_s"] < args.limit_s
+        rows.append(row)
+        print(f"{name:28s} median {row['median_s']:.3f} s, worst {row['max_s']:.3f} s (limit {args.limit_s} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"limit_s": args.limit_s, "repeat": args.repeat, "cases": rows}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
