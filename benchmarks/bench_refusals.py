@@ -18,41 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "examples" / "models" / "cnn.onnx"
-CHALLENGE = REPO / "tests" / "data" / "physionet-challenge-2021"
-
-
-def deep_card(folder: Path) -> list[str]:
-    shutil.copy(MODEL, folder / "m.onnx")
-    (folder / "m.card.json").write_text("[" * 5000 + "]" * 5000)
-    return ["scan", str(folder / "m.onnx"), "--profile", "ci", "--out", str(folder / "out")]
-
-
-def negative_rate(folder: Path) -> list[str]:
-    (folder / "w").mkdir()
-    for suffix in (".hea", ".mat"):
-        shutil.copy(CHALLENGE / f"HR06000{suffix}", folder / "w")
-    header = folder / "w" / "HR06000.hea"
-    header.write_text(header.read_text().replace("HR06000 12 500 ", "HR06000 12 -500 ", 1))
-    return ["scan", str(MODEL), "--profile", "ci", "--data", str(folder / "w"), "--out", str(folder / "out")]
-
-
-def symlinked_signal(folder: Path) -> list[str]:
-    (folder / "s").mkdir()
-    shutil.copy(CHALLENGE / "HR06000.hea", folder / "s")
-    (folder / "s" / "HR06000.mat").symlink_to(CHALLENGE / "HR06000.mat")
-    return ["scan", str(MODEL), "--profile", "ci", "--data", str(folder / "s"), "--out", str(folder / "out")]
-
-
-CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
-    "card nested 5,000 deep": (deep_card, "nests arrays or objects 5000 deep"),
-    "WFDB header with fs -500": (negative_rate, "where the sampling rate belongs"),
-    "WFDB signal file a symlink": (symlinked_signal, "is a symlink or not a regular file"),
-}
+sys.path.insert(0, str(REPO))
+from tests.hostile_inputs import HOSTILE  # noqa: E402  (the same inputs the tests refuse)
 
 
 def main() -> int:
@@ -63,7 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     ecgaudit = shutil.which("ecgaudit") or str(Path(sys.executable).parent / "ecgaudit")
     rows, ok = [], True
-    for name, (make, message) in CASES.items():
+    for name, (make, message) in HOSTILE.items():
         times = []
         with tempfile.TemporaryDirectory() as folder:
             argv = make(Path(folder))

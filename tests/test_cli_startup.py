@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.hostile_inputs import HOSTILE
 
 MODEL = Path(__file__).resolve().parents[1] / "examples" / "models" / "cnn.onnx"
 
@@ -64,36 +65,7 @@ def test_a_scan_does_load_the_model_stack(tmp_path: Path) -> None:
     assert "torch" in heavy.split(",")
 
 
-CHALLENGE = Path(__file__).resolve().parent / "data" / "physionet-challenge-2021"
-
-
-def _deep_card(folder: Path) -> list[str]:
-    shutil.copy(MODEL, folder / "m.onnx")
-    (folder / "m.card.json").write_text("[" * 5000 + "]" * 5000)
-    return ["scan", "m.onnx", "--profile", "ci"]
-
-
-def _negative_rate(folder: Path) -> list[str]:
-    (folder / "w").mkdir()
-    for suffix in (".hea", ".mat"):
-        shutil.copy(CHALLENGE / f"HR06000{suffix}", folder / "w")
-    header = folder / "w" / "HR06000.hea"
-    header.write_text(header.read_text().replace("HR06000 12 500 ", "HR06000 12 -500 ", 1))
-    return ["scan", str(MODEL), "--profile", "ci", "--data", "w"]
-
-
-def _symlinked_signal(folder: Path) -> list[str]:
-    (folder / "s").mkdir()
-    shutil.copy(CHALLENGE / "HR06000.hea", folder / "s")
-    (folder / "s" / "HR06000.mat").symlink_to(CHALLENGE / "HR06000.mat")
-    return ["attack", str(MODEL), "--attack", "scar", "--data", "s"]
-
-
-@pytest.mark.parametrize(("make", "message"), [
-    (_deep_card, "nests arrays or objects 5000 deep"),
-    (_negative_rate, "gives '-500' where the sampling rate belongs"),
-    (_symlinked_signal, "signal file HR06000.mat is a symlink"),
-])
+@pytest.mark.parametrize(("make", "message"), list(HOSTILE.values()), ids=list(HOSTILE))
 def test_files_refused_anyway_are_refused_before_the_model_stack_loads(make, message: str, tmp_path: Path) -> None:
     """A hostile card or WFDB header took 13-72 s to refuse on a loaded CI runner, after torch and the model had
     loaded; the checks that need no model now run first (benchmarks/bench_refusals.py times them)."""
