@@ -19,6 +19,7 @@ import numpy as np
 from ecgaudit.errors import CardError
 from ecgaudit.io import read_json_object
 from ecgaudit.leads import STANDARD_LEADS
+from ecgaudit.normalise import NORMALISE_KINDS, NormaliseStep, parse_normalise_step
 
 METADATA_KEY = "ecgaudit.card"
 
@@ -102,7 +103,10 @@ CARD_SCHEMA: dict[str, Any] = {
                 },
             ]
         },
-        "preprocessing": {"type": "array", "items": _FILTER_STEP},
+        # Each step's own fields are checked by its kind (`_parse_step`), so an unknown kind is named as such.
+        "preprocessing": {"type": "array", "maxItems": 32, "items": {
+            "type": "object", "required": ["kind"],
+            "properties": {"kind": {"enum": [*FFT_FILTERS, *SCIPY_FILTERS, *NORMALISE_KINDS]}}}},
         "classes": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
         "task": {"enum": ["multiclass", "multilabel"]},
         "output": {"enum": ["logits", "probabilities", *LEGACY_OUTPUTS]},
@@ -164,7 +168,8 @@ class ModelCard:
     leads: tuple[str, ...]
     layout: str
     scaling: Mapping[str, Any]
-    preprocessing: tuple[FilterStep, ...]
+    preprocessing: tuple[FilterStep | NormaliseStep, ...]
+    """The vendor's steps before the model, in order: filters and per-record normalisations."""
     classes: tuple[str, ...]
     output: str
     """What the model returns: `logits` or `probabilities`."""
@@ -298,11 +303,16 @@ def _task_and_output(data: Mapping[str, Any], source: str) -> tuple[str, str]:
     return str(task), output
 
 
-def _parse_step(step: Mapping[str, Any], fs: float, n_samples: int, source: str) -> FilterStep:
+def _parse_step(step: Mapping[str, Any], fs: float, n_samples: int, source: str) -> FilterStep | NormaliseStep:
     kind = step["kind"]
+    where = f"model card ({source}): a '{kind}' step in field 'preprocessing'"
+    if kind in NORMALISE_KINDS:
+        return parse_normalise_step(step, where)
+    errors = sorted(jsonschema.Draft202012Validator(_FILTER_STEP).iter_errors(dict(step)), key=lambda e: list(e.path))
+    if errors:
+        raise CardError(f"{where}: {_describe(errors[0])}.")
     low = step.get("low_hz")
     high = step.get("high_hz")
-    where = f"model card ({source}): a '{kind}' step in field 'preprocessing'"
     if kind in FFT_FILTERS:
         need_low = kind in ("bandpass", "highpass")
         need_high = kind in ("bandpass", "lowpass")
@@ -395,6 +405,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"required field '{field}' is missing"
     if error.validator == "additionalProperties":
         return f"{error.message} (at '{path or 'top level'}')"
+    if error.validator == "enum" and len(error.path) == 3 and error.path[0] == "preprocessing":
+        return (f"field '{path}' is {error.instance!r}, not a preprocessing step ecgaudit knows; use one of "
+                f"{', '.join(error.validator_value)}")
     if error.validator == "oneOf" and path == "scaling":
         return (
             "field 'scaling' must be {\"kind\": \"none\"}, {\"kind\": \"affine\", \"scale\", \"offset\"} "

@@ -148,6 +148,15 @@ class VendorNet(nn.Module):
         return self.head(joined)
 
 
+class VendorNetOutside(VendorNet):
+    """VendorNet trained behind a z-score the vendor runs *outside* the graph (issue 23): the ONNX file takes the
+    already normalised signal, and only the card can say so."""
+
+    def forward(self, ecg: torch.Tensor, demographics: torch.Tensor) -> torch.Tensor:
+        joined = torch.cat([self.body.features(ecg), F.relu(self.demographics(demographics))], dim=1)
+        return self.head(joined)
+
+
 def randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial running statistics, so folded batch norms change the weights."""
     generator = torch.Generator().manual_seed(seed)

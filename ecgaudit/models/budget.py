@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecgaudit.dsp import apply_filter_step
 from ecgaudit.errors import ModelError
 from ecgaudit.metrics import record_chunks
-from ecgaudit.models.interface import ModelAdapter
+from ecgaudit.models.interface import ModelAdapter, apply_step
+from ecgaudit.normalise import NormaliseStep
 
 FLAT_SIGMA_MV = 1e-3
 """A lead whose standard deviation is below 1 µV counts as flat: any budget is unbounded relative to it."""
@@ -26,12 +26,31 @@ RESPONSE_FLOOR = 1e-3
 """Smallest probability change between different records for the invariance test to mean anything."""
 
 
-def _filtered(adapter: ModelAdapter, x_mv: np.ndarray) -> np.ndarray:
+def _preprocessed(adapter: ModelAdapter, x_mv: np.ndarray, steps: Sequence[Any] | None = None) -> np.ndarray:
+    """`x_mv` through the card's preprocessing steps (or the first few of them, `steps`)."""
     x = torch.as_tensor(np.ascontiguousarray(x_mv), dtype=torch.float32)
     with torch.no_grad():
-        for step in adapter.card.preprocessing:
-            x = apply_filter_step(x, adapter.card.fs, step)
+        for step in adapter.card.preprocessing if steps is None else steps:
+            x = apply_step(x, adapter.card.fs, step)
     return x.numpy()
+
+
+def _zscore_sigma(adapter: ModelAdapter, x_mv: np.ndarray) -> np.ndarray | None:
+    """Each record's and lead's standard deviation as the card's first z-score step sees it `(N, L)`, in mV (the
+    steps before it applied), or None without such a step. A z-score over all leads gives each lead the record's."""
+    steps = adapter.card.preprocessing
+    index = next((i for i, step in enumerate(steps) if isinstance(step, NormaliseStep) and step.kind == "zscore"),
+                 None)
+    if index is None:
+        return None
+    step = steps[index]
+    parts = []
+    for rows in record_chunks(len(x_mv)):  # a chunk at a time: the float64 copy of a split is twice its size
+        x = _preprocessed(adapter, x_mv[rows], steps[:index]).astype(np.float64)
+        axes = (2,) if step.per_lead else (1, 2)
+        sigma = x.std(axis=axes, ddof=step.ddof or 0, keepdims=True)
+        parts.append(np.broadcast_to(sigma, x.shape[:2] + (1,))[..., 0])
+    return np.concatenate(parts)
 
 
 def _first_live(x_mv: np.ndarray, count: int) -> np.ndarray:
@@ -85,13 +104,16 @@ def relative_budget(adapter: ModelAdapter, x_mv: np.ndarray, eps_mv: Sequence[fl
     """
     card = adapter.card
     eps = np.broadcast_to(np.asarray(eps_mv, dtype=np.float64), (len(card.leads),))
-    if card.scaling.get("kind") == "standardize":
+    zscore_sigma = _zscore_sigma(adapter, x_mv)
+    if zscore_sigma is not None:
+        source, sigma = "card-zscore", zscore_sigma
+    elif card.scaling.get("kind") == "standardize":
         source = "card"
         sigma = np.broadcast_to(np.asarray(card.scaling["std"], dtype=np.float64), (len(x_mv), len(card.leads)))
     elif normalises_each_lead(adapter, x_mv):
         source = "model"
         # a chunk of records at a time: the filtered float64 copy of a whole eval split is twice its size
-        sigma = np.concatenate([_filtered(adapter, x_mv[rows]).astype(np.float64).std(axis=2)
+        sigma = np.concatenate([_preprocessed(adapter, x_mv[rows]).astype(np.float64).std(axis=2)
                                 for rows in record_chunks(len(x_mv))])
     else:
         return None
@@ -108,7 +130,9 @@ def relative_budget(adapter: ModelAdapter, x_mv: np.ndarray, eps_mv: Sequence[fl
 
 def _summary(leads: list[dict[str, Any]], source: str) -> str:
     ratios = [lead["eps_over_sigma"] for lead in leads if lead["eps_over_sigma"]["median"] is not None]
-    where = "the card standardises each lead" if source == "card" else "the model normalises each lead itself"
+    where = {"card": "the card standardises each lead",
+             "card-zscore": "the card z-scores each record",
+             "model": "the model normalises each lead itself"}[source]
     text = f"Because {where}, a budget in mV is relative to each lead's spread"
     if ratios:
         low = min(r["min"] for r in ratios)

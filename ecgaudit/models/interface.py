@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ecgaudit.card import ModelCard
+from ecgaudit.card import FilterStep, ModelCard
 from ecgaudit.dsp import apply_filter_step
 from ecgaudit.errors import CardError, ModelError
 from ecgaudit.io import file_sha256
 from ecgaudit.models.bpda import BPDA, WHITE_BOX, GradientSwitch, masking_modules
 from ecgaudit.models.device import CPU
+from ecgaudit.normalise import NormaliseStep, apply_normalise_step
 
 ABANDONED_THREADS: list[threading.Thread] = []
 """Model calls given up on after `timeout_s`; the CLI must not wait for them at exit."""
@@ -34,6 +35,13 @@ PROBABILITY_SLACK = 1e-4
 """How far outside [0, 1] an output may stray (rounding) before a card saying `probabilities` is wrong."""
 
 
+def apply_step(x: torch.Tensor, fs: float, step: FilterStep | NormaliseStep) -> torch.Tensor:
+    """One card preprocessing step on `(N, L, T)` signals: a filter or a per-record normalisation."""
+    if isinstance(step, NormaliseStep):
+        return apply_normalise_step(x, step)
+    return apply_filter_step(x, fs, step)
+
+
 def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
     """Apply the vendor's preprocessing, scaling and layout, differentiably.
 
@@ -41,7 +49,7 @@ def prepare_input(card: ModelCard, x_mv: torch.Tensor) -> torch.Tensor:
     """
     x = x_mv
     for step in card.preprocessing:
-        x = apply_filter_step(x, card.fs, step)
+        x = apply_step(x, card.fs, step)
     scaling = card.scaling
     if scaling["kind"] == "affine":
         x = x * float(scaling["scale"]) + float(scaling["offset"])

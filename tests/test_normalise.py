@@ -1,0 +1,188 @@
+"""Per-record normalisation in the card (zscore, minmax, demean, median): the same numbers as numpy on real
+records, end to end included, gradients that match finite differences, and a vendor model whose z-score runs
+outside its ONNX graph audited from the card alone with the vendor's own decisions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+from ecgaudit.card import parse_card
+from ecgaudit.data import load_dataset
+from ecgaudit.errors import CardError
+from ecgaudit.leads import STANDARD_LEADS
+from ecgaudit.models import load_model, relative_budget
+from ecgaudit.models.interface import prepare_input
+from ecgaudit.normalise import NormaliseStep, apply_normalise_step
+from tests.conftest import CHALLENGE_IDS, data_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from matrix_models import VendorNetOutside, randomise_norms  # noqa: E402
+from onnx_export import export_onnx  # noqa: E402
+
+FS, N_SAMPLES = 500.0, 5000
+DEMOGRAPHICS = [0.62, 0.48, 0.0, 0.0, 1.0, 0.0]
+
+
+def _numpy(x: np.ndarray, step: dict) -> np.ndarray:
+    """The definitions vendors write in numpy, float64."""
+    axes = (-1,) if step.get("axis", "time") == "time" else (-2, -1)
+    if step["kind"] == "zscore":
+        return (x - x.mean(axis=axes, keepdims=True)) / (x.std(axis=axes, ddof=step.get("ddof", 0), keepdims=True)
+                                                         + step["eps"])
+    if step["kind"] == "minmax":
+        low, high = step.get("range", (0.0, 1.0))
+        lowest = x.min(axis=axes, keepdims=True)
+        return low + (high - low) * (x - lowest) / (x.max(axis=axes, keepdims=True) - lowest + step["eps"])
+    if step["kind"] == "demean":
+        return x - x.mean(axis=axes, keepdims=True)
+    return x - np.median(x, axis=axes, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def records() -> np.ndarray:
+    data_path("physionet-challenge-2021")
+    return load_dataset(str(data_path("physionet-challenge-2021")), fs=FS, n_samples=N_SAMPLES,
+                        leads=STANDARD_LEADS).X
+
+
+STEPS = [
+    {"kind": "zscore", "axis": "time", "eps": 1e-8},
+    {"kind": "zscore", "axis": "all", "eps": 1e-6, "ddof": 1},
+    {"kind": "minmax", "axis": "time", "eps": 1e-6, "range": [-1, 1]},
+    {"kind": "minmax", "axis": "all", "eps": 0},
+    {"kind": "demean", "axis": "time"},
+    {"kind": "median", "per_lead": True},
+    {"kind": "median", "axis": "all"},
+]
+
+
+def _card(steps: list[dict]) -> dict:
+    return {"fs": FS, "n_samples": N_SAMPLES, "leads": list(STANDARD_LEADS), "layout": "NCT",
+            "scaling": {"kind": "none"}, "classes": ["a", "b"], "task": "multiclass", "output": "logits",
+            "preprocessing": steps}
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[json.dumps(s) for s in STEPS])
+def test_each_step_gives_numpys_numbers_on_real_records_to_the_first_and_last_second(records: np.ndarray,
+                                                                                      step: dict) -> None:
+    card = parse_card(_card([{"kind": "filtfilt", "low_hz": 0.5, "high_hz": 40, "order": 4}, step]), source="t")
+    ours = prepare_input(card, torch.from_numpy(records)).numpy()
+    b, a = scipy.signal.butter(4, [0.5, 40], btype="bandpass", fs=FS)
+    reference = _numpy(scipy.signal.filtfilt(b, a, records.astype(np.float64), axis=-1), step)
+    live = records.std(axis=-1) > 1e-3  # a flat lead's z-score is 0/eps: rounding, not the definition
+    if step["kind"] == "zscore" and step["axis"] == "time":
+        ours, reference = ours[live], reference[live]
+    scale = max(1.0, float(np.abs(reference).max()))
+    second = int(FS)
+    for part in (slice(None), slice(0, second), slice(-second, None)):
+        assert np.abs(ours[..., part] - reference[..., part]).max() <= 2e-5 * scale, part
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[json.dumps(s) for s in STEPS])
+def test_gradients_match_finite_differences(step: dict) -> None:
+    parsed = parse_card(_card([step]), source="t").preprocessing[0]
+    assert isinstance(parsed, NormaliseStep)
+    x = torch.randn(2, 3, 40, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: apply_normalise_step(v, parsed), (x,), eps=1e-6, atol=1e-5)
+
+
+def test_a_flat_lead_gives_finite_values_and_gradients() -> None:
+    step = NormaliseStep(kind="zscore", axis="time", eps=1e-8, ddof=0)
+    x = torch.randn(1, 2, 50, dtype=torch.float64)
+    x[0, 1] = 0.3
+    x.requires_grad_(True)
+    out = apply_normalise_step(x, step)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and (out[0, 1] == 0).all()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(("step", "message"), [
+    ({"kind": "zscore", "axis": "time"}, "needs 'eps'"),
+    ({"kind": "zscore", "axis": "all", "per_lead": True, "eps": 0}, "make them agree"),
+    ({"kind": "demean", "eps": 1e-8}, "takes no 'eps'"),
+    ({"kind": "median", "range": [0, 1]}, "takes no 'range'"),
+    ({"kind": "minmax", "eps": 0, "range": [1, 0]}, "low < high"),
+    ({"kind": "zscore", "eps": 0, "ddof": 2}, "ddof"),
+    ({"kind": "zcore", "eps": 0}, "'preprocessing.0.kind' is 'zcore', not a preprocessing step ecgaudit knows"),
+    ({"kind": "bandpas", "low_hz": 1, "high_hz": 40}, "not a preprocessing step ecgaudit knows"),
+    ({"kind": "filtfilt", "low_hz": 1, "high_hz": 40}, "required field 'order' is missing"),
+])
+def test_a_bad_step_is_one_sentence_naming_the_field(step: dict, message: str) -> None:
+    with pytest.raises(CardError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_card(_card([step]), source="t")
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory: pytest.TempPathFactory, records: np.ndarray) -> tuple[Path, dict, torch.nn.Module]:
+    """A two-input, multi-label logits model trained behind filtfilt + a per-lead z-score that its ONNX file does
+    not contain, with the card that says so; thresholds split the real records."""
+    folder = tmp_path_factory.mktemp("vendor-outside")
+    torch.manual_seed(23)
+    net = randomise_norms(VendorNetOutside(), seed=23)
+    export_onnx(net, folder / "vendor.onnx", exporter="legacy", opset=17, n_samples=N_SAMPLES, dynamic_batch=True,
+                extra_inputs=[("demographics", (6,))])
+    card = {"name": "vendor-zscore-outside", "fs": FS, "n_samples": N_SAMPLES, "leads": list(STANDARD_LEADS),
+            "layout": "NCT", "scaling": {"kind": "none"}, "classes": ["NORM", "MI", "STTC", "CD", "HYP"],
+            "task": "multilabel", "output": "logits",
+            "preprocessing": [{"kind": "filtfilt", "low_hz": 0.5, "high_hz": 40, "order": 4},
+                              {"kind": "zscore", "axis": "time", "per_lead": True, "eps": 1e-6}],
+            "inputs": [{"name": "demographics", "shape": [6], "value": DEMOGRAPHICS, "why": "median patient"}]}
+    probabilities = _vendor_pipeline(folder / "vendor.onnx", records, thresholds=None)
+    card["thresholds"] = [round(float(np.median(column)), 6) for column in probabilities.T]
+    (folder / "vendor.card.json").write_text(json.dumps(card))
+    return folder / "vendor.onnx", card, net
+
+
+def _vendor_pipeline(model: Path, x_mv: np.ndarray, thresholds: list[float] | None) -> np.ndarray:
+    """The vendor's own code: scipy's filtfilt, numpy's z-score, onnxruntime; probabilities, or decisions."""
+    import onnxruntime
+
+    b, a = scipy.signal.butter(4, [0.5, 40], btype="bandpass", fs=FS)
+    filtered = scipy.signal.filtfilt(b, a, x_mv.astype(np.float64), axis=-1)
+    z = (filtered - filtered.mean(axis=-1, keepdims=True)) / (filtered.std(axis=-1, keepdims=True) + 1e-6)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"ecg": z.astype(np.float32),
+                                "demographics": np.tile(np.float32(DEMOGRAPHICS), (len(z), 1))})[0]
+    probabilities = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return probabilities if thresholds is None else probabilities >= np.asarray(thresholds)
+
+
+def test_a_model_normalised_outside_its_graph_decides_as_the_vendor_does_from_the_card_alone(
+        vendor: tuple[Path, dict, torch.nn.Module], records: np.ndarray) -> None:
+    path, card, _ = vendor
+    adapter = load_model(path)
+    assert adapter.gradient_modes == ("white-box",), adapter.surrogate_error
+    assert adapter.check_parity(records, tolerance=1e-4) <= 1e-4
+    ours = adapter.decide(adapter.predict(records))
+    theirs = _vendor_pipeline(path, records, card["thresholds"])
+    assert len(records) == len(CHALLENGE_IDS)  # every record in tests/data
+    assert (ours == theirs).all(), np.argwhere(ours != theirs)
+    assert 0 < ours.mean() < 1
+    budget = relative_budget(adapter, records, [0.1] * 6 + [0.2] * 6)
+    assert budget is not None and budget["source"] == "card-zscore"
+    b, a = scipy.signal.butter(4, [0.5, 40], btype="bandpass", fs=FS)
+    sigma = scipy.signal.filtfilt(b, a, records.astype(np.float64), axis=-1).std(axis=-1)
+    lead = budget["leads"][0]
+    live = sigma[:, 0] >= 1e-3
+    assert lead["eps_over_sigma"]["max"] == pytest.approx(float((0.1 / sigma[live, 0]).max()), rel=1e-4)
+
+
+def test_the_same_model_without_its_card_step_decides_differently(vendor: tuple[Path, dict, torch.nn.Module],
+                                                                  records: np.ndarray, tmp_path: Path) -> None:
+    """What the card step changes: audited without it, the label sets are not the vendor's (the property the
+    test above relies on is not vacuous)."""
+    path, card, _ = vendor
+    without = {**card, "preprocessing": card["preprocessing"][:1]}
+    (tmp_path / "card.json").write_text(json.dumps(without))
+    adapter = load_model(path, card_path=tmp_path / "card.json")
+    ours = adapter.decide(adapter.predict(records))
+    assert (ours != _vendor_pipeline(path, records, card["thresholds"])).any(axis=1).sum() >= 2
