@@ -395,6 +395,17 @@ def _parse_extra(raw: Mapping[str, Any], source: str) -> ExtraInput:
                       why=str(raw["why"]), dtype=str(raw.get("dtype", "float32")))
 
 
+def _threshold_scale(instance: Any) -> str:
+    """A threshold outside [0, 1]: most likely on the logit scale; say so, with the probability it stands for."""
+    values = instance if isinstance(instance, list) else [instance]
+    bad = next((v for v in values if isinstance(v, (int, float)) and not 0 <= v <= 1), None)
+    if bad is None:
+        return "field 'thresholds' must be one number or a list of numbers, each between 0 and 1"
+    return (f"field 'thresholds' holds {bad}, outside 0..1: thresholds are on the probability scale even for a model "
+            f"that returns logits; a logit threshold t is the probability 1 / (1 + exp(-t)), here "
+            f"{1 / (1 + math.exp(-max(min(float(bad), 700.0), -700.0))):.6g}")
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.path)
     if error.validator == "required":
@@ -408,6 +419,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum" and len(error.path) == 3 and error.path[0] == "preprocessing":
         return (f"field '{path}' is {error.instance!r}, not a preprocessing step ecgaudit knows; use one of "
                 f"{', '.join(error.validator_value)}")
+    if error.path and error.path[0] == "thresholds" and error.validator in ("oneOf", "minimum", "maximum"):
+        return _threshold_scale(error.instance)
     if error.validator == "oneOf" and path == "scaling":
         return (
             "field 'scaling' must be {\"kind\": \"none\"}, {\"kind\": \"affine\", \"scale\", \"offset\"} "

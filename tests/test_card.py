@@ -177,3 +177,18 @@ def test_missing_card_names_every_path_tried_and_the_flags(tmp_path: Path) -> No
     with pytest.raises(CardError, match=r"required field 'n_samples' is missing") as partial:
         resolve_card(model, overrides={"fs": 100.0})
     assert "vendor.onnx.card.json" in str(partial.value)  # a partial card from flags says where it looked
+
+
+@pytest.mark.parametrize(("thresholds", "shown"), [(2.3, "holds 2.3"), ([0.5, -1.2], "holds -1.2")])
+def test_logit_scale_thresholds_are_named_with_the_probability_they_stand_for(thresholds, shown: str) -> None:
+    """They read 'is not valid under any of the given schemas', which names neither the field's scale nor a fix."""
+    from ecgaudit.card import parse_card
+    from ecgaudit.errors import CardError
+
+    card = {"fs": 100, "n_samples": 1000, "leads": ["I"], "layout": "NCT", "scaling": {"kind": "none"},
+            "classes": ["a", "b"], "task": "multilabel", "output": "logits", "thresholds": thresholds}
+    with pytest.raises(CardError) as raised:
+        parse_card(card, source="t")
+    message = str(raised.value)
+    assert shown in message and "probability scale" in message and "1 / (1 + exp(-t))" in message
+    assert "not valid under any" not in message
