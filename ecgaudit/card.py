@@ -261,7 +261,7 @@ def parse_card(data: Mapping[str, Any], *, source: str) -> ModelCard:
                     f"model card ({source}): field 'scaling.{key}' has {len(scaling[key])} values "
                     f"but the card lists {len(leads)} leads."
                 )
-    steps = tuple(_parse_step(step, fs, n_samples, source) for step in data.get("preprocessing", []))
+    steps = tuple(_parse_step(step, i, fs, n_samples, source) for i, step in enumerate(data.get("preprocessing", [])))
     task, output = _task_and_output(data, source)
     thresholds = _parse_thresholds(data, task, classes, source)
     if task == "multiclass" and len(classes) < 2:
@@ -303,14 +303,16 @@ def _task_and_output(data: Mapping[str, Any], source: str) -> tuple[str, str]:
     return str(task), output
 
 
-def _parse_step(step: Mapping[str, Any], fs: float, n_samples: int, source: str) -> FilterStep | NormaliseStep:
+def _parse_step(step: Mapping[str, Any], index: int, fs: float, n_samples: int, source: str
+                ) -> FilterStep | NormaliseStep:
     kind = step["kind"]
     where = f"model card ({source}): a '{kind}' step in field 'preprocessing'"
     if kind in NORMALISE_KINDS:
         return parse_normalise_step(step, where)
     errors = sorted(jsonschema.Draft202012Validator(_FILTER_STEP).iter_errors(dict(step)), key=lambda e: list(e.path))
     if errors:
-        raise CardError(f"{where}: {_describe(errors[0])}.")
+        errors[0].path.extendleft([index, "preprocessing"])  # named from the card's top, as other fields are
+        raise CardError(f"model card ({source}): {_describe(errors[0])}.")
     low = step.get("low_hz")
     high = step.get("high_hz")
     if kind in FFT_FILTERS:

@@ -114,7 +114,7 @@ def test_a_flat_lead_gives_finite_values_and_gradients() -> None:
     ({"kind": "zscore", "eps": 0, "ddof": 2}, "ddof"),
     ({"kind": "zcore", "eps": 0}, "'preprocessing.0.kind' is 'zcore', not a preprocessing step ecgaudit knows"),
     ({"kind": "bandpas", "low_hz": 1, "high_hz": 40}, "not a preprocessing step ecgaudit knows"),
-    ({"kind": "filtfilt", "low_hz": 1, "high_hz": 40}, "required field 'order' is missing"),
+    ({"kind": "filtfilt", "low_hz": 1, "high_hz": 40}, "required field 'preprocessing.0.order' is missing"),
 ])
 def test_a_bad_step_is_one_sentence_naming_the_field(step: dict, message: str) -> None:
     with pytest.raises(CardError, match=message.replace("(", r"\(").replace(")", r"\)")):
