@@ -263,6 +263,30 @@ def test_a_model_without_a_differentiable_copy_is_audited_by_transfer_and_black_
     assert report["sweep"]["skipped"] and report["sweep"]["points"] == []
 
 
+def test_a_surrogate_that_disagrees_on_the_audits_data_leaves_an_audit_by_transfer_and_black_box(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy that fails parity on the records audited (int8 on some CPUs, a converter off by a rounding mode)
+    ended the scan with exit 2; now white-box and BPDA are 'not possible' with the measured gap, as for a graph
+    without a converter, and the verdict rests on the transfer and black-box attacks, judged on the runtime."""
+    from ecgaudit.render.facts import deviations
+
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    honest = type(model).torch_forward
+
+    def drifting(self, x_mv, **kwargs):  # type: ignore[no-untyped-def]
+        return honest(self, x_mv, **kwargs) * 1.3  # the runtime does not follow
+    monkeypatch.setattr(type(model), "torch_forward", drifting)
+    report = run_scan(ScanConfig(model=model, profile=reduced(load_profile("ci"), n=16))).report
+    assert report["model"]["gradient_modes"] == [] and report["model"]["parity_max_abs_diff"] > 1e-3
+    gap = f"parity {report['model']['parity_max_abs_diff']:.3g} > 0.001 on these records"
+    for attack in report["attacks"]:
+        by_threat = {t["threat_model"]: t for t in attack["threat_models"]}
+        assert by_threat["white-box"]["status"] == "not-possible" and gap in by_threat["white-box"]["reason"]
+        assert by_threat["transfer"]["status"] == "ran" and by_threat["black-box"]["status"] == "ran"
+    assert report["gate"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert any(gap in line and "white-box threat model was not possible" in line for line in deviations(report))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dynamic", "qdq"])
 def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_path: Path, kind: str) -> None:

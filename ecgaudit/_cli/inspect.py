@@ -95,7 +95,8 @@ def _render(result: dict[str, Any], console: Console) -> None:
         if parity is not None else f"not measured: {model['surrogate_error']}",
     )
     bpda = f" (straight-through for {', '.join(model['bpda_ops'])})" if model["bpda_ops"] else ""
-    ident.add_row("gradients", (", ".join(model["gradient_modes"]) or "none") + bpda)
+    why_none = f": {model['surrogate_error']}" if model["surrogate_error"] and parity is not None else ""
+    ident.add_row("gradients", (", ".join(model["gradient_modes"]) or "none") + bpda + why_none)
     for finding in model["findings"]:
         ident.add_row("finding", finding)
     console.print(ident)

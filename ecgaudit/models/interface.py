@@ -304,11 +304,15 @@ class ModelAdapter(ABC):
         logits = self.torch_forward(x_mv)
         return torch.sigmoid(logits) if self.card.multilabel else torch.softmax(logits, dim=1)
 
-    def check_parity(self, x_mv: np.ndarray, *, tolerance: float = PARITY_TOLERANCE) -> float | None:
+    def check_parity(self, x_mv: np.ndarray, *, tolerance: float = PARITY_TOLERANCE,
+                     refuse: bool = True) -> float | None:
         """Compare runtime and surrogate probabilities on real inputs; refuse the surrogate if they differ.
 
         Records and returns the max abs difference (`parity_max_abs_diff`); None, without error, when the
-        model has no surrogate (`surrogate_error` says why).
+        model has no surrogate (`surrogate_error` says why). When they differ, `refuse` raises `ModelError`;
+        without it the surrogate is dropped instead (`surrogate_error` names the gap), so the audit goes on
+        runtime-only, with transfer and black-box attacks: a model whose copy cannot be trusted on these records
+        is still audited, as one with no copy at all is.
         """
         if self.surrogate_error is not None:
             self.parity_max_abs_diff = None
@@ -319,9 +323,16 @@ class ModelAdapter(ABC):
         diff = float(np.max(np.abs(runtime - surrogate)))
         self.parity_max_abs_diff = diff
         if not diff <= tolerance:
-            raise ModelError(
-                f"the differentiable copy of {self.path.name} disagrees with its runtime by {diff:.3g} "
-                f"(tolerance {tolerance:g}); gradients from it cannot be trusted."
+            if refuse:
+                raise ModelError(
+                    f"the differentiable copy of {self.path.name} disagrees with its runtime by {diff:.3g} "
+                    f"(tolerance {tolerance:g}); gradients from it cannot be trusted."
+                )
+            self.surrogate_error = (
+                f"parity {diff:.3g} > {tolerance:g} on these records: the differentiable copy of {self.path.name} "
+                "disagrees with its runtime on the audit's data, so gradients from it cannot be trusted and the "
+                "gradient attacks (white-box, BPDA) are not possible; the transfer and black-box attacks ran, "
+                "judged on the runtime"
             )
         return diff
 
