@@ -16,6 +16,13 @@ DATA_HELP = (
 )
 
 
+LABEL_MAP_HELP = (
+    "How the data's diagnosis codes become labels: a CSV file of code,class rows, or snomed-challenge2021 (the "
+    "default for WFDB records with '# Dx:' SNOMED CT codes: the PhysioNet/CinC Challenge 2021 scored codes). "
+    "Unmapped codes are listed in the report; a record with no mapped code is unlabelled."
+)
+
+
 def builtin_model_path(spec: str) -> Path:
     """`builtin:cnn` -> the bundled model file shipped with ecgaudit (so a scan runs from an installed wheel, with
     no checkout: `ecgaudit scan builtin:cnn`); anything else is a path."""

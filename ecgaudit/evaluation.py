@@ -44,6 +44,9 @@ class CleanEvaluation:
     correct: np.ndarray | None
     accuracy: Rate | None
     macro_auc: float | None
+    labelled: np.ndarray | None = None
+    """`(N,)` bool: the records whose labels count (a single-label record with a true class among the model's, a
+    multi-label record whose codes the label map knows); None without labels."""
 
     def to_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
         predicted = (
@@ -57,7 +60,8 @@ class CleanEvaluation:
         }
         if self.labels is not None:
             out["true_counts"] = {c: int(n) for c, n in zip(classes, self.labels.sum(axis=0))}
-            out["n_labelled"] = int((self.labels.sum(axis=1) > 0).sum())
+            judged = np.ones(len(self.labels), bool) if self.labelled is None else self.labelled
+            out["n_labelled"] = int(((self.labels.sum(axis=1) > 0) & judged).sum())
         if self.accuracy is not None:
             out["accuracy"] = self.accuracy.to_dict()
         if self.macro_auc is not None:
@@ -73,7 +77,9 @@ def evaluate_clean(model: ModelAdapter, dataset: EcgDataset) -> CleanEvaluation:
     if labels is None:
         return CleanEvaluation(probabilities, decisions, None, None, None, None)
     labelled = labels.sum(axis=1) > 0 if not model.card.multilabel else np.ones(len(labels), dtype=bool)
-    correct = is_correct(decisions, labels, model.card.multilabel)
-    accuracy = wilson(int(correct[labelled].sum()), int(labelled.sum()))
-    auc = macro_auc(probabilities, labels) if model.card.multilabel else None
-    return CleanEvaluation(probabilities, decisions, labels, correct, accuracy, auc)
+    if dataset.labelled is not None:  # a record none of whose codes the label map knows is not judged
+        labelled &= dataset.labelled
+    correct = is_correct(decisions, labels, model.card.multilabel) & labelled
+    accuracy = wilson(int(correct.sum()), int(labelled.sum()))
+    auc = macro_auc(probabilities[labelled], labels[labelled]) if model.card.multilabel else None
+    return CleanEvaluation(probabilities, decisions, labels, correct, accuracy, auc, labelled)

@@ -168,7 +168,8 @@ def unbounded_sanity(model: ModelAdapter, evaluation: EcgDataset, clean: CleanEv
     subset = evaluation.subset(index)
     sub_clean = CleanEvaluation(clean.probabilities[index], clean.decisions[index],
                                 None if clean.labels is None else clean.labels[index],
-                                None if clean.correct is None else clean.correct[index], None, None)
+                                None if clean.correct is None else clean.correct[index], None, None,
+                                None if clean.labelled is None else clean.labelled[index])
     modes = gradient_modes(model)
     if modes:
         from ecgaudit.attacks.pgd import PGD

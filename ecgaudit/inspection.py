@@ -6,6 +6,7 @@ from typing import Any
 
 from ecgaudit.data import load_dataset
 from ecgaudit.data.interface import EcgDataset
+from ecgaudit.data.splits import data_summary
 from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.models.interface import ModelAdapter
 
@@ -36,14 +37,5 @@ def inspect_model(model: ModelAdapter, dataset: EcgDataset | None) -> dict[str, 
     }
     if dataset is not None:
         clean = evaluate_clean(model, dataset)
-        result["data"] = {
-            "source": dataset.source,
-            "fs": dataset.fs,
-            "n_records": dataset.n_records,
-            "manifest_sha256": dataset.manifest_sha256,
-            "quality_issues": [
-                {"record": q.record_id, "lead": q.lead, "kind": q.kind} for q in dataset.quality
-            ],
-            "clean": clean.to_dict(model.card.classes),
-        }
+        result["data"] = {**data_summary(dataset), "clean": clean.to_dict(model.card.classes)}
     return result

@@ -20,6 +20,7 @@ from ecgaudit.threats import ThreatSettings
 if TYPE_CHECKING:
     from ecgaudit.attacks.interface import PerSampleAttack, UniversalAttack
     from ecgaudit.attacks.scar import SCAR
+    from ecgaudit.data.labels import LabelMap
     from ecgaudit.models.interface import ModelAdapter
 
 
@@ -34,6 +35,8 @@ class ScanConfig:
     baseline: dict[str, Any] | None = None
     surrogates: Sequence[str] = ()
     """Extra reference surrogates for the transfer threat model (`--surrogate`), beside the profile's."""
+    label_map: LabelMap | None = None
+    """How the data's diagnosis codes become labels (`--label-map`); None: the source's own or the built-in."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Plan:
     threats: ThreatSettings = field(default_factory=ThreatSettings)
     indicators: bool = True
     """Compute the attack-failure indicators (scans); a bare `attack` run skips them."""
+    label_map: LabelMap | None = None
 
 
 def resolve_data_spec(spec: str, n_records: int) -> str:
@@ -120,7 +124,7 @@ def plan_scan(config: ScanConfig) -> Plan:
         model=config.model, profile=profile, data_spec=resolve_data_spec(config.data, n_craft + n_eval), seed=seed,
         n_craft=n_craft, n_eval=n_eval, attacks=attacks,
         transfer_targets=_transfer_targets(config.model, config.transfer_models), sweep=sweep,
-        baseline=config.baseline, threats=threats,
+        baseline=config.baseline, threats=threats, label_map=config.label_map,
     )
 
 

@@ -23,6 +23,7 @@ from ecgaudit.threats import PARITY_RECORDS
 if TYPE_CHECKING:
     from ecgaudit.attacks.harness import AttackOutcome, Reporter
     from ecgaudit.data.interface import EcgDataset
+    from ecgaudit.data.labels import LabelMap
     from ecgaudit.data.splits import Splits
     from ecgaudit.models.interface import ModelAdapter
     from ecgaudit.report.model import Report
@@ -50,11 +51,11 @@ class ScanResult:
 
 # ---- execution --------------------------------------------------------------------------------------------------
 
-def load_for(model: ModelAdapter, spec: str) -> EcgDataset:
+def load_for(model: ModelAdapter, spec: str, label_map: LabelMap | None = None) -> EcgDataset:
     from ecgaudit.data import load_dataset
 
     card = model.card
-    return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads)
+    return load_dataset(spec, fs=card.fs, n_samples=card.n_samples, leads=card.leads, label_map=label_map)
 
 
 def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) -> Splits:
@@ -65,10 +66,11 @@ def prepare_splits(model: ModelAdapter, profile: Profile, data: str, seed: int) 
 
 
 def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int,
-            min_n_eval: int | None = None) -> Splits:
+            min_n_eval: int | None = None, label_map: LabelMap | None = None) -> Splits:
     from ecgaudit.data.splits import draw_splits
 
-    return draw_splits(load_for(model, spec), spec, n_craft=n_craft, n_eval=n_eval, seed=seed, min_n_eval=min_n_eval)
+    return draw_splits(load_for(model, spec, label_map), spec, n_craft=n_craft, n_eval=n_eval, seed=seed,
+                       min_n_eval=min_n_eval)
 
 
 def environment(model: ModelAdapter) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
     model, profile, seed = plan.model, plan.profile, plan.seed
     card = model.card
     splits = _splits(model, plan.data_spec, plan.n_craft, plan.n_eval, seed,
-                     None if profile is None else profile.data["data"].get("min_n_eval"))
+                     None if profile is None else profile.data["data"].get("min_n_eval"), plan.label_map)
     craft, evaluation = splits.craft, splits.evaluation
     model.check_parity(evaluation.X[:16], refuse=False)  # a gap drops white-box and BPDA, not the audit
     stage = reporter.task("clean evaluation", evaluation.n_records)
@@ -145,8 +147,9 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
                              "source": profile.source, "sha256": profile.sha256, "resolved": profile.data}
     result = ScanResult(report)
     outcomes, runs_by_attack, shared_black_box = {}, {}, {}
-    targets = [(t, load_for(t.model, splits.spec).subset(splits.eval_idx)) for t in plan.transfer_targets]
-    other_data = [load_for(model, spec) for spec in plan.transfer_data]
+    targets = [(t, load_for(t.model, splits.spec, plan.label_map).subset(splits.eval_idx))
+               for t in plan.transfer_targets]
+    other_data = [load_for(model, spec, plan.label_map) for spec in plan.transfer_data]
     for planned in plan.attacks:
         t0 = time.perf_counter()
         doc, outcome, runs = _run_planned(planned, plan, model, craft, evaluation, clean, surrogates, surrogate_note,

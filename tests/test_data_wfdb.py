@@ -68,7 +68,9 @@ def test_every_challenge_record_loads_in_mv(challenge500):
     assert np.isfinite(ds.X).all()
     assert ds.leads == STANDARD_LEADS and ds.fs == 500.0
     assert ds.record_ids == tuple(sorted(ds.record_ids)) and len(set(ds.record_ids)) == N_CHALLENGE
-    assert ds.labels is None and len(ds.manifest) == N_CHALLENGE
+    assert len(ds.manifest) == N_CHALLENGE
+    # their '# Dx:' SNOMED codes are labels now (tests/test_labels.py checks each one)
+    assert ds.labels is not None and ds.vocabulary is not None and ds.vocabulary["n_labelled"] == N_CHALLENGE
     assert ds.patient_ids is None and ds.patient_field is None  # no `# Patient:` comments in these headers
     assert np.abs(ds.X).max() < 20
     lead_ii = ds.X[:, STANDARD_LEADS.index("II")]

@@ -27,6 +27,7 @@ from ecgaudit._cli._model_options import (
     card_overrides,
     open_model,
 )
+from ecgaudit.defaults import LABEL_MAP_HELP
 
 HELP = "Show a model's contract, runtime and surrogate parity; with --data, its clean accuracy."
 
@@ -37,6 +38,7 @@ def inspect(
         str | None, typer.Option("--data", help="WFDB record/folder, PTB-XL root, .npz, or builtin:synthetic.")
     ] = None,
     n_records: Annotated[int | None, typer.Option("--n-records", min=1, help="Read at most this many records.")] = None,
+    label_map: Annotated[str | None, typer.Option("--label-map", help=LABEL_MAP_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")] = False,
     card: CardOpt = None,
     fs: FsOpt = None,
@@ -51,6 +53,9 @@ def inspect(
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
 ) -> None:
+    from ecgaudit.data.labels import label_map_for
+
+    codes_to_classes = label_map_for(label_map)  # a bad map file is exit 2 before the model loads
     adapter = open_model(
         model,
         card,
@@ -67,7 +72,8 @@ def inspect(
     dataset = None
     if data is not None:
         c = adapter.card
-        dataset = load_dataset(data, fs=c.fs, n_samples=c.n_samples, leads=c.leads, n_records=n_records)
+        dataset = load_dataset(data, fs=c.fs, n_samples=c.n_samples, leads=c.leads, n_records=n_records,
+                               label_map=codes_to_classes)
     result = inspect_model(adapter, dataset)
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True))

@@ -28,7 +28,7 @@ from ecgaudit._cli._model_options import (
     open_model,
 )
 from ecgaudit._cli._progress import reporter, wide_console
-from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA
+from ecgaudit.defaults import DATA_HELP, DEFAULT_DATA, LABEL_MAP_HELP
 from ecgaudit.distributed import agree_on_exit_code, is_writer
 from ecgaudit.errors import ExitCode, ReportError
 from ecgaudit.evidence import Bundle, reserve_output, write_bundle
@@ -78,6 +78,7 @@ def scan(
     profile: Annotated[str, typer.Option("--profile", help="Built-in profile name (samd, ci, paper) or a .toml path.")
                        ] = "samd",
     data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = DEFAULT_DATA,
+    label_map: Annotated[str | None, typer.Option("--label-map", help=LABEL_MAP_HELP)] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder (replaced whole; it may hold only an earlier "
                                       "report).")] = Path("ecgaudit-report"),
     transfer_to: Annotated[list[Path] | None, typer.Option("--transfer-to", help="Measure the profile's universal "
@@ -132,6 +133,9 @@ def scan(
                 f"the baseline report {baseline} is from profile '{old['profile'].get('name')}', not "
                 f"'{chosen.name}'; compare reports of the same profile."
             )
+        from ecgaudit.data.labels import label_map_for
+
+        codes_to_classes = label_map_for(label_map)  # a bad map file is exit 2 before the model loads
         key_path = signing_key_path(key)
         private_key = load_private_key(key_path, allow_insecure=allow_insecure_key) if key_path and writer else None
         adapter = open_model(model, card, card_overrides(fs, n_samples, leads, layout, classes, output, task),
@@ -143,7 +147,7 @@ def scan(
 
         targets = [load_model(path, device=adapter.device, threads=threads) for path in transfer_to or []]
         config = ScanConfig(model=adapter, profile=chosen, data=data, seed=seed, transfer_models=targets,
-                            baseline=old, surrogates=tuple(surrogate or ()))
+                            baseline=old, surrogates=tuple(surrogate or ()), label_map=codes_to_classes)
         with reporter(enabled=not quiet and writer) as progress:
             result = run_scan(config, progress)
         document = document_fields(chosen, id=document_id, revision=revision, prepared_by=prepared_by,

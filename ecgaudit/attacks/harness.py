@@ -62,8 +62,9 @@ def attack_targets(model: ModelAdapter, dataset: EcgDataset, clean: CleanEvaluat
     decisions = clean.decisions
     if model.card.multilabel:
         targets = decisions.astype(np.float32)
-        if clean.labels is not None:
-            targets = clean.labels.astype(np.float32)
+        if clean.labels is not None:  # an unlabelled record moves away from the model's own decision
+            known = np.ones(len(targets), bool) if clean.labelled is None else clean.labelled
+            targets = np.where(known[:, None], clean.labels, targets).astype(np.float32)
         return torch.from_numpy(targets)
     targets = decisions.astype(np.int64).copy()
     if clean.labels is not None:

@@ -65,7 +65,8 @@ def measure_records(
     fooled = decisions_changed(clean.decisions, adv_decisions)
     metrics: dict[str, Any] = {"n_records": n, "fooling_rate": wilson(int(fooled.sum()), n).to_dict()}
     if clean.labels is not None and clean.correct is not None:
-        labelled = np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0
+        labelled = clean.labelled if clean.labelled is not None else (
+            np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0)
         correct_adv = is_correct(adv_decisions, clean.labels, multilabel)
         was_correct = clean.correct & labelled
         metrics["attack_success_rate"] = wilson(

@@ -26,6 +26,7 @@ import numpy as np
 
 from ecgaudit.data import memory
 from ecgaudit.data.interface import SUPERCLASSES, EcgDataset, QualityIssue
+from ecgaudit.data.labels import LabelMap
 from ecgaudit.data.memory import gib
 from ecgaudit.data.preflight import builtin_options, source_kind
 from ecgaudit.errors import DataError
@@ -86,12 +87,14 @@ def load_dataset(
     leads: Sequence[str],
     seed: int = 0,
     n_records: int | None = None,
+    label_map: LabelMap | None = None,
 ) -> EcgDataset:
     """Load the data set named by `spec` and conform it to a model (`fs` Hz, `n_samples`, `leads`).
 
     `n_records` keeps only the first n records (in the source's order). `seed` is accepted for callers
     that thread one seed everywhere; loading is deterministic and does not use it (the synthetic set's
-    seed is part of its spec).
+    seed is part of its spec). `label_map` turns a WFDB record's `# Dx:` codes into labels (default: the built-in
+    SNOMED CT map, `ecgaudit.data.labels`).
     """
     del seed  # loading is deterministic; see the docstring
     if spec.startswith("builtin:"):
@@ -118,4 +121,4 @@ def load_dataset(
         return load_aecg(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
     from ecgaudit.data.wfdb_source import load_wfdb
 
-    return load_wfdb(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records)
+    return load_wfdb(path, fs=fs, n_samples=n_samples, leads=leads, n_records=n_records, label_map=label_map)

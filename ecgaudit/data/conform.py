@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -34,6 +35,9 @@ from scipy.signal import resample_poly
 from ecgaudit.data.interface import EcgDataset, QualityIssue
 from ecgaudit.errors import DataError
 from ecgaudit.leads import canonical_lead
+
+if TYPE_CHECKING:
+    from ecgaudit.data.labels import LabelMap
 
 FLAT_PTP_MV = 0.010
 """A lead whose peak-to-peak amplitude is below this (10 µV) is reported as flat."""
@@ -65,6 +69,9 @@ class RawRecord:
     labels: np.ndarray | None = None
     patient_id: str | None = None
     """The patient the record belongs to, where the source says (splits keep a patient on one side)."""
+    codes: tuple[str, ...] | None = None
+    """The source's diagnosis codes for the record (a WFDB header's `# Dx:`), before any label map; None when it
+    gives none."""
 
 
 def lead_key(name: str) -> str:
@@ -258,13 +265,15 @@ def build_dataset(
     source: str,
     patient_field: str | None = None,
     count: int | None = None,
+    label_map: LabelMap | None = None,
 ) -> EcgDataset:
     """Conform `records` and wrap them, with labels, manifest and patients, into an `EcgDataset`.
 
     `records` may be a sequence, or an iterator that reads each record when asked for it together with
     `count`, the number it will yield: each record is then conformed and its samples dropped before the next
     is read. `patient_field` names where the records' `patient_id`s come from; patients are recorded only when
-    at least one record has one.
+    at least one record has one. Records that carry diagnosis `codes` get their labels from `label_map` (by
+    default the built-in SNOMED CT map, `ecgaudit.data.labels`).
     """
     wanted = _check_contract(fs, n_samples, leads)
     if count is None:
@@ -282,6 +291,21 @@ def build_dataset(
             raise DataError(f"{source} holds record id {rid} more than once; give every record a unique id.")
         seen.add(rid)
     labels: np.ndarray | None = None
+    labelled: np.ndarray | None = None
+    vocabulary: dict[str, Any] | None = None
+    if label_map is None and any(rec.codes for rec in metadata) and all(rec.labels is None for rec in metadata):
+        from ecgaudit.data.labels import snomed_challenge2021
+
+        label_map = snomed_challenge2021()  # the vocabulary of every data set that writes `# Dx:` today
+    if label_map is not None:
+        from ecgaudit.data.labels import apply_label_map
+
+        mapped = apply_label_map(label_map, [rec.codes for rec in metadata])
+        labels, labelled, classes = mapped.labels, mapped.labelled, label_map.classes
+        vocabulary = {**label_map.to_dict(), "n_labelled": int(labelled.sum()),
+                      "unlabelled_records": [rid for rid, ok in zip(ids, labelled) if not ok],
+                      "unmapped_codes": mapped.unmapped}
+        metadata = [replace(rec, labels=None) for rec in metadata]
     has_labels = [rec.labels is not None for rec in metadata]
     if any(has_labels):
         if not all(has_labels) or classes is None:
@@ -302,4 +326,6 @@ def build_dataset(
         quality=quality,
         patient_ids=tuple(rec.patient_id for rec in metadata) if has_patients else None,
         patient_field=patient_field if has_patients else None,
+        labelled=labelled,
+        vocabulary=vocabulary,
     )

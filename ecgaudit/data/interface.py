@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,11 @@ class EcgDataset:
     """The patient of each record (None where unknown), or None when the source names no patients."""
     patient_field: str | None = None
     """Where `patient_ids` come from (e.g. PTB-XL's `patient_id` column), for the report."""
+    labelled: np.ndarray | None = None
+    """`(N,)` bool: which records have labels at all (a label map found none of a record's codes: False); None
+    when every record with labels counts."""
+    vocabulary: dict[str, Any] | None = None
+    """The label map the labels came from, the codes it lacked and the records left unlabelled, for the report."""
 
     @property
     def n_records(self) -> int:
@@ -71,6 +77,8 @@ class EcgDataset:
             quality=tuple(q for q in self.quality if q.record_id in keep),
             patient_ids=None if self.patient_ids is None else tuple(self.patient_ids[i] for i in idx),
             patient_field=self.patient_field,
+            labelled=None if self.labelled is None else self.labelled[idx],
+            vocabulary=self.vocabulary,
         )
 
 

@@ -210,4 +210,5 @@ def data_summary(dataset: EcgDataset) -> dict[str, Any]:
         "source": dataset.source, "fs": dataset.fs, "n_records": dataset.n_records,
         "manifest_sha256": dataset.manifest_sha256,
         "quality_issues": [{"record": q.record_id, "lead": q.lead, "kind": q.kind} for q in dataset.quality],
+        **({"labels": dataset.vocabulary} if dataset.vocabulary is not None else {}),
     }

@@ -27,6 +27,7 @@ import wfdb
 
 from ecgaudit.data.conform import MAX_SAMPLES, UNITS_PER_MV, RawRecord, build_dataset, lead_key
 from ecgaudit.data.interface import EcgDataset
+from ecgaudit.data.labels import LabelMap, header_codes
 from ecgaudit.data.wfdb_header import check_regular, header_fs, header_units, list_records, record_base, signal_path
 from ecgaudit.errors import DataError
 from ecgaudit.leads import STANDARD_LEADS
@@ -149,6 +150,7 @@ def _read_record(base: Path, leads: Sequence[str] | None) -> RawRecord:
         sha256=digest.hexdigest(),
         labels=None,
         patient_id=header_patient(header.comments or []),
+        codes=header_codes(header.comments or []),
     )
 
 
@@ -159,13 +161,15 @@ def load_wfdb(
     n_samples: int,
     leads: Sequence[str],
     n_records: int | None = None,
+    label_map: LabelMap | None = None,
 ) -> EcgDataset:
-    """Read WFDB record(s) and conform them to the model (`fs`, `n_samples`, `leads`)."""
+    """Read WFDB record(s) and conform them to the model (`fs`, `n_samples`, `leads`); `# Dx:` codes become labels
+    through `label_map` (default: the built-in SNOMED CT map)."""
     bases = list_records(path)
     if n_records is not None:
         bases = bases[: max(n_records, 0)]
     return build_dataset(
         (read_record(b, leads=leads) for b in bases), count=len(bases), fs=fs, n_samples=n_samples, leads=leads,
         classes=None, source=f"wfdb:{Path(path)}",
-        patient_field=PATIENT_FIELD,
+        patient_field=PATIENT_FIELD, label_map=label_map,
     )

@@ -177,6 +177,7 @@ def summary(report: Mapping[str, Any]) -> Group:
                          f"{splits.get('n_eval', '?')} eval records", emoji=False),
         Text(f"data: {facts.get(report, 'data', 'source', default='?')} ({splits.get('n_craft', '?')} craft + "
              f"{splits.get('n_eval', '?')} eval records)"),
+        *([Text(f"labels: {line}")] if (line := facts.labels_line(report)) else []),
         *_warnings(report), _attacks(report),
     ]
     parts += [t for t in (_sweep(report), _gate(report), _indicators(report)) if t is not None]

@@ -133,6 +133,24 @@ def ran(attack: Mapping[str, Any]) -> list[str]:
     return [str(t.get("threat_model")) for t in threat_runs(attack) if t.get("status") == "ran"]
 
 
+def labels_line(report: Mapping[str, Any]) -> str | None:
+    """Where the labels came from and what the label map could not read, or None when no map was used."""
+    labels = get(report, "data", "labels")
+    if not labels:
+        return None
+    text = (f"{labels.get('description', labels.get('name'))}: {labels.get('n_labelled')} of "
+            f"{get(report, 'data', 'n_records')} records labelled")
+    unlabelled = labels.get("unlabelled_records") or []
+    if unlabelled:
+        text += f"; {len(unlabelled)} with no code in the map, unlabelled and left out of every accuracy"
+    unmapped = labels.get("unmapped_codes") or {}
+    if unmapped:
+        shown = [f"{code} ({n})" for code, n in list(unmapped.items())[:8]]
+        more = f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else ""
+        text += f"; codes not in the map (records): {', '.join(shown)}{more}"
+    return text + "."
+
+
 def white_box_not_possible(report: Mapping[str, Any]) -> str | None:
     """"white-box was not possible" and why, when any attack could not use the model's gradients."""
     for attack in report.get("attacks") or []:

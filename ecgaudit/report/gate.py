@@ -31,6 +31,14 @@ def measured(report: Report, rule: dict[str, Any]) -> tuple[float | None, float 
     return float(entry), float(entry), None
 
 
+def _why_unmeasured(report: Report) -> str:
+    labels = (report.get("data") or {}).get("labels")
+    if labels:
+        return (f"the data's labels, from {labels.get('name')}, name none of the model's classes; map its codes to "
+                "them with --label-map FILE.csv (code,class rows)")
+    return "the data may carry no labels"
+
+
 def evaluate_rules(report: Report, rules: list[dict[str, Any]]) -> list[GateRule]:
     """One result per rule; a metric that could not be measured fails its rule, with the reason."""
     results: list[GateRule] = []
@@ -38,7 +46,7 @@ def evaluate_rules(report: Report, rules: list[dict[str, Any]]) -> list[GateRule
         value, bound, ci = measured(report, rule)
         if bound is None:
             passed = False
-            message = f"{rule['metric']} was not measured (the data may carry no labels)"
+            message = f"{rule['metric']} was not measured ({_why_unmeasured(report)})"
         else:
             passed = bound <= rule["threshold"] if rule["op"] == "<=" else bound >= rule["threshold"]
             side = "upper" if rule["op"] == "<=" else "lower"

@@ -139,7 +139,8 @@ def _right(ctx: Context, doc: dict[str, str]) -> list[Flowable]:
     out.append(Paragraph("Data", STYLES["h3"]))
     out.append(_kv([("Source", escape(str(data.get("source", "—")))),
                     ("Records", f"{fmt(data.get('n_records'), 'd')} loaded; {fmt(splits.get('n_craft'), 'd')} craft "
-                                f"+ {fmt(splits.get('n_eval'), 'd')} evaluation")]))
+                                f"+ {fmt(splits.get('n_eval'), 'd')} evaluation"),
+                    *([("Labels", escape(line))] if (line := facts.labels_line(r)) else [])]))
     for warning in (facts.synthetic_warning(r), facts.shortfall(r)):
         if warning:
             out += [Spacer(1, 1 * mm), _alarm_box("WARNING: " + warning)]
