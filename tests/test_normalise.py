@@ -186,3 +186,23 @@ def test_the_same_model_without_its_card_step_decides_differently(vendor: tuple[
     adapter = load_model(path, card_path=tmp_path / "card.json")
     ours = adapter.decide(adapter.predict(records))
     assert (ours != _vendor_pipeline(path, records, card["thresholds"])).any(axis=1).sum() >= 2
+
+
+def test_the_relative_budget_is_on_the_console_and_the_pdfs_first_page(
+        vendor: tuple[Path, dict, torch.nn.Module], run_cli, tmp_path: Path) -> None:
+    """It was in report.json only: a reviewer reading the PDF never learnt that 0.1 mV is 0.5-2.3 sigma here."""
+    from pypdf import PdfReader
+
+    path, _, _ = vendor
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("scan", path, "--profile", Path(__file__).parent / "profiles" / "scan-tiny.toml",
+                                "--data", data_path("physionet-challenge-2021"), "--out", out)
+    assert code in (0, 1, 4), err
+    report = json.loads((out / "report.json").read_text())
+    summaries = {a["relative_budget"]["summary"] for a in report["attacks"]}
+    assert all(s.startswith("Because the card z-scores each record") for s in summaries)
+    text = " ".join(stdout.split())
+    page = " ".join(PdfReader(str(out / "report.pdf")).pages[0].extract_text().split())
+    for summary in summaries:
+        assert " ".join(summary.split()) in text
+        assert "standard deviations of the lead" in page and "Relative budget, " in page

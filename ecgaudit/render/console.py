@@ -180,6 +180,7 @@ def summary(report: Mapping[str, Any]) -> Group:
         *([Text(f"labels: {line}")] if (line := facts.labels_line(report)) else []),
         *_warnings(report), _attacks(report),
     ]
+    parts += [Text(f"relative budget, {line}") for line in facts.relative_budgets(report)]
     parts += [t for t in (_sweep(report), _gate(report), _indicators(report)) if t is not None]
     deviations = facts.deviations(report)
     if deviations:

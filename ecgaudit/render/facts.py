@@ -212,6 +212,17 @@ def eps_text(attack: Mapping[str, Any], leads: Sequence[str]) -> str:
     return "ε = " + "; ".join(f"{value:g} mV ({', '.join(lead)})" for value, lead in groups.items())
 
 
+def relative_budgets(report: Mapping[str, Any]) -> list[str]:
+    """Where the card or the model normalises each lead: each attack budget relative to the lead's spread (ε/σ),
+    one sentence per distinct finding, naming the attacks it holds for."""
+    found: dict[str, list[str]] = {}
+    for attack in report.get("attacks") or []:
+        summary = get(attack, "relative_budget", "summary")
+        if summary:
+            found.setdefault(str(summary), []).append(str(attack.get("id", "?")))
+    return [f"{_ids(ids)}: {summary}" for summary, ids in found.items()]
+
+
 def budget_text(attack: Mapping[str, Any], leads: Sequence[str]) -> str:
     """The attack's budget in physical units: ε in mV per lead, the low-pass (and band) in Hz, smoothing in ms."""
     params = get(attack, "params", default={}) or {}

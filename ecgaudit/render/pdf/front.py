@@ -117,6 +117,8 @@ def _tested(ctx: Context) -> list[Flowable]:
         "brackets are 95 % Wilson intervals; the gated figure of each attack is the worst over its threat models "
         "(MITRE ATLAS AML.T0043.000 white-box, .001 black-box, .002 transfer; FDA “model evasion”; EU AI Act "
         "Art. 15(5)). The noise floor is random perturbations of the same budget and spectrum.", STYLES["small"]))
+    for line in facts.relative_budgets(r):
+        out.append(Paragraph("Relative budget, " + escape(line), STYLES["small"]))
     not_possible = facts.white_box_not_possible(r)
     if not_possible:
         out.append(Paragraph(escape(not_possible[0].upper() + not_possible[1:]) + ".", STYLES["alarm"]))
