@@ -79,11 +79,12 @@ def environment(model: ModelAdapter) -> dict[str, Any]:
     import torch
 
     from ecgaudit.distributed import describe
+    from ecgaudit.models.device import cpu_description
 
     return {
         "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "threads": torch.get_num_threads(),
-        **model.placement(), "distributed": describe(),
+        **model.placement(), "distributed": describe(), "cpu": cpu_description(),
     }
 
 

@@ -166,3 +166,20 @@ def test_a_cuda_scan_agrees_with_the_cpu_scan_within_the_intervals(model: str, r
     for what, on_cpu, on_gpu in pairs:
         for value, (low, high) in ((on_cpu["value"], on_gpu["ci95"]), (on_gpu["value"], on_cpu["ci95"])):
             assert low - 1e-9 <= value <= high + 1e-9, (what, on_cpu, on_gpu)
+
+
+@pytest.mark.parametrize(("flags", "exact"), [
+    ("fpu sse2 avx avx2 fma", False),  # AVX2 without VNNI: 16-bit intermediate sums saturate
+    ("fpu sse2 avx avx2 avx512f avx512bw avx512_vnni", True),
+    ("fpu sse2 avx avx2 avx_vnni", True),
+    ("fp asimd", True),  # not x86: no AVX2 path to saturate
+])
+def test_the_report_says_whether_int8_kernels_are_exact_on_this_cpu(tmp_path, flags: str, exact: bool) -> None:
+    from ecgaudit.models.device import cpu_description
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    described = cpu_description(info)
+    assert described["model"] == "Some CPU" and described["int8_exact"] is exact
+    assert set(described["int8_instructions"]) <= set(flags.split())
+    assert cpu_description(tmp_path / "missing")["int8_exact"] is None
