@@ -85,6 +85,16 @@ def test_gradient_mode_is_scoped_and_checked(tmp_path: Path) -> None:
             pass
 
 
+def _int8_parity() -> float:
+    """How close onnxruntime's int8 model and the surrogate's exact integer arithmetic agree on this CPU: to float
+    rounding where its u8s8 kernels are exact (VNNI, AMX); on AVX2 without them, pairs of 8-bit products are summed
+    into saturating 16-bit integers and the runtime drifts (0.0058 on the QDQ CNN, measured on an AVX2-only EPYC), so
+    the bound is the one the scan's report then states beside environment.cpu.int8_exact = false."""
+    from ecgaudit.models.device import cpu_description
+
+    return 1e-4 if cpu_description()["int8_exact"] is not False else 2e-2
+
+
 @pytest.fixture(scope="module")
 def int8_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return quantize_int8(CNN, tmp_path_factory.mktemp("int8"))
@@ -102,7 +112,7 @@ def test_onnxruntime_int8_exports_load_with_parity_and_bpda(int8_exports: dict[s
     assert adapter.gradient_modes == (WHITE_BOX, BPDA)
     assert adapter.bpda_ops == (masking_op,)
     x, y = _records(8, seed=4)
-    assert adapter.check_parity(x) <= 1e-4
+    assert adapter.check_parity(x, tolerance=_int8_parity()) <= _int8_parity()
     assert float(_grad(adapter, x, y, BPDA).abs().max()) > 0.0
     if export == "qdq":  # the input's QuantizeLinear stops every true gradient
         assert float(_grad(adapter, x, y, WHITE_BOX).abs().max()) == 0.0
@@ -236,9 +246,12 @@ def test_shape_arithmetic_is_not_a_masking_op(tmp_path: Path) -> None:
 
 
 def test_qlinear_conv_and_matmul_and_per_axis_dequantize_match_onnxruntime() -> None:
+    """Exact equality on every x86-64 CPU: inputs stay below 128, so no pair of 8-bit products (at most
+    2 x 127 x 128 = 32,512) overflows the saturating 16-bit sums onnxruntime's u8s8 kernels use on AVX2 without
+    VNNI; what the runtime does beyond that on such CPUs is the scan's to measure (environment.cpu)."""
     rng = np.random.default_rng(4)
-    x = rng.integers(0, 256, (2, 3, 30)).astype(np.uint8)
-    a = rng.integers(0, 256, (5, 4)).astype(np.uint8)
+    x = rng.integers(0, 128, (2, 3, 30)).astype(np.uint8)
+    a = rng.integers(0, 128, (5, 4)).astype(np.uint8)
     arrays = {
         "w": rng.integers(-128, 128, (4, 3, 5)).astype(np.int8), "bias": rng.integers(-500, 500, 4).astype(np.int32),
         "b": rng.integers(-128, 128, (4, 6)).astype(np.int8), "ws": rng.uniform(0.005, 0.02, 4).astype(np.float32),
