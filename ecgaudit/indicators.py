@@ -26,6 +26,8 @@ VANISHING_SHARE = 0.1
 """Share of probed records with vanishing gradients at which `masked-gradients` fires."""
 VANISHING_CHANGE = 1e-6
 """A gradient vanishes when the first-order change of the margin over a 0.1 mV L∞ step is below this."""
+UNCHANGED_SSIM = 1e-6
+"""A sweep point whose SSIM is within this of 1 left the records as they were."""
 SANITY_EPS_MV = 5.0
 SANITY_MIN_FLIPPED = 0.9
 
@@ -137,6 +139,48 @@ def stronger_without_gradients(attack_id: str, runs: Sequence[ThreatRun],
     return Indicator("stronger-without-gradients", title, PASSED,
                      f"{attack_id}: no transfer or black-box attack beat the best gradient attack with the same budget "
                      f"({best_name}, {best_rate['value']:.0%}) beyond its interval.", evidence, attack_id)
+
+
+def below_noise_floor(attack_id: str, runs: Sequence[ThreatRun], floor: dict[str, Any] | None) -> Indicator:
+    """A gradient attack fooling fewer records than random perturbations of the same budget and spectrum, beyond
+    both intervals: optimisation that loses to chance did not work (a zero or NaN gradient, a stalled step)."""
+    title = "A gradient attack scored below its noise floor"
+    ran = [r for r in runs if r.threat_model in GRADIENT_THREATS and r.outcome is not None]
+    if not ran or not floor or not floor.get("max"):
+        return Indicator("below-noise-floor", title, NOT_APPLICABLE,
+                         f"{attack_id}: no gradient attack and noise floor to compare.", attack=attack_id)
+    random_best = floor["max"]
+    evidence: dict[str, Any] = {"noise_floor_max": random_best, "noise_floor_mean": floor.get("mean")}
+    for run in ran:
+        rate = run.outcome.metrics["fooling_rate"]  # type: ignore[union-attr]
+        evidence[run.threat_model] = rate
+        if rate["ci95"][1] < random_best["ci95"][0]:
+            return Indicator(
+                "below-noise-floor", title, FIRED,
+                f"{attack_id}: the {run.threat_model} attack fooled {rate['value']:.1%} of records, fewer than a "
+                f"random perturbation of the same budget and spectrum ({random_best['value']:.1%}), beyond both 95% "
+                "intervals: the optimisation failed, so its figure says nothing about the model.", evidence,
+                attack_id)
+    return Indicator("below-noise-floor", title, PASSED,
+                     f"{attack_id}: every gradient attack fooled at least as many records as chance allows.",
+                     evidence, attack_id)
+
+
+def sweep_without_perturbation(points: Sequence[dict[str, Any]] | None) -> Indicator:
+    """Every point of the amplitude sweep left the records unchanged (SSIM 1 at every budget): the sweep crafted
+    nothing, so 'no rise with budget' cannot be judged from it."""
+    title = "The amplitude sweep perturbed nothing"
+    if not points:
+        return Indicator("sweep-without-perturbation", title, NOT_APPLICABLE, "No amplitude sweep ran.")
+    unchanged = [p for p in points if p.get("ssim") is not None and p["ssim"] >= 1 - UNCHANGED_SSIM]
+    if len(unchanged) == len(points):
+        return Indicator("sweep-without-perturbation", title, FIRED,
+                         f"At every one of the sweep's {len(points)} budgets the perturbation left the records "
+                         "unchanged (SSIM 1.000): the attack crafted a zero perturbation, so the sweep measured "
+                         "nothing.", {"points": len(points)})
+    return Indicator("sweep-without-perturbation", title, PASSED,
+                     "The sweep's perturbations changed the records at "
+                     f"{len(points) - len(unchanged)} of {len(points)} budgets.", {"points": len(points)})
 
 
 def no_rise_with_budget(points: Sequence[dict[str, Any]] | None) -> Indicator:

@@ -168,8 +168,9 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         timings["sweep"] = time.perf_counter() - t0
     if plan.indicators:
         t0 = time.perf_counter()
+        floors = {a["id"]: a.get("noise_floor") for a in report["attacks"]}
         report["indicators"] = [i.to_dict() for i in _indicators(plan, model, evaluation, clean, runs_by_attack,
-                                                                 report["sweep"])]
+                                                                 report["sweep"], floors)]
         timings["indicators"] = time.perf_counter() - t0
     if profile is not None:
         _gate(report, profile, plan.baseline)
@@ -319,14 +320,16 @@ def _sweep(plan: Plan, model: ModelAdapter, craft: EcgDataset, evaluation: EcgDa
 
 
 def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: Any,
-                runs_by_attack: dict[str, list[Any]], sweep: dict[str, Any] | None) -> list[Any]:
+                runs_by_attack: dict[str, list[Any]], sweep: dict[str, Any] | None,
+                floors: dict[str, Any]) -> list[Any]:
     from ecgaudit import indicators as ind
 
     found = [ind.masked_gradients(model, evaluation, clean),
              ind.unbounded_sanity(model, evaluation, clean, seed=plan.seed,
                                   queries_per_record=plan.threats.queries_per_record),
              ind.nondeterministic_runtime(model, evaluation),
-             ind.no_rise_with_budget(sweep["points"] if sweep else None)]
+             ind.no_rise_with_budget(sweep["points"] if sweep else None),
+             ind.sweep_without_perturbation(sweep["points"] if sweep else None)]
     constraint_of = {p.id: repr(p.attack.constraint) for p in plan.attacks}
     for attack_id, runs in runs_by_attack.items():
         # Gradient attacks under the same budget are the reference: a black-box SCAR beating the white-box
@@ -335,6 +338,7 @@ def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: 
                  if constraint_of[other] == constraint_of[attack_id]}
         found.append(ind.stronger_without_gradients(attack_id, runs, peers))
         found.append(ind.adversarial_parity(attack_id, model, evaluation, runs))
+        found.append(ind.below_noise_floor(attack_id, runs, floors.get(attack_id)))
     return found
 
 

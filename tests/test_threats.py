@@ -17,7 +17,13 @@ from ecgaudit.attacks.blackbox_scar import BlackBoxSCAR, smooth_directions
 from ecgaudit.attacks.harness import measure_outcome, run_attack, split_craft_eval
 from ecgaudit.data import load_dataset
 from ecgaudit.evaluation import evaluate_clean
-from ecgaudit.indicators import masked_gradients, no_rise_with_budget, stronger_without_gradients
+from ecgaudit.indicators import (
+    below_noise_floor,
+    masked_gradients,
+    no_rise_with_budget,
+    stronger_without_gradients,
+    sweep_without_perturbation,
+)
 from ecgaudit.metrics import power_fraction_below, wilson
 from ecgaudit.models import load_model
 from ecgaudit.plan import ScanConfig
@@ -183,6 +189,26 @@ def test_no_rise_with_budget_fires_on_a_significant_fall() -> None:
     assert no_rise_with_budget(falling).status == "fired"
     assert no_rise_with_budget(noisy).status == "passed"
     assert no_rise_with_budget(None).status == "not-applicable"
+
+
+def test_a_gradient_attack_below_its_noise_floor_fires_beyond_both_intervals() -> None:
+    """uap-deepfool at 0.0% against random perturbations fooling 23.6% (issue 23) fired nothing."""
+    floor = {"mean": 0.236, "max": _rate(55, 200)}
+    assert below_noise_floor("uap-deepfool", [_fake("white-box", 0, 200)], floor).status == "fired"
+    assert below_noise_floor("uap-deepfool", [_fake("white-box", 40, 200)], floor).status == "passed"  # overlap
+    assert below_noise_floor("scar", [_fake("white-box", 0, 200), _fake("black-box", 90, 200)],
+                             floor).status == "fired"  # a gradient run below chance, whatever the others did
+    assert below_noise_floor("scar", [_fake("transfer", 0, 200)], floor).status == "not-applicable"
+    assert below_noise_floor("scar", [_fake("white-box", 0, 200)], None).status == "not-applicable"
+
+
+def test_a_sweep_that_perturbed_nothing_fires() -> None:
+    zero = [{"chest_eps_mv": e, "fooling_rate": _rate(0, 100), "ssim": 1.0} for e in (0.05, 0.2, 0.6)]
+    assert sweep_without_perturbation(zero).status == "fired"
+    assert no_rise_with_budget(zero).status == "passed"  # which is why this indicator exists
+    moved = [*zero[:2], {"chest_eps_mv": 0.6, "fooling_rate": _rate(0, 100), "ssim": 0.97}]
+    assert sweep_without_perturbation(moved).status == "passed"
+    assert sweep_without_perturbation(None).status == "not-applicable"
 
 
 def _three_per_record_sets(first_mv: float) -> tuple:
