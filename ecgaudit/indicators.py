@@ -79,7 +79,33 @@ def gradient_change(model: ModelAdapter, x_mv: np.ndarray, reference: torch.Tens
     return np.where(np.isfinite(change), change, 0.0)
 
 
-def masked_gradients(model: ModelAdapter, evaluation: EcgDataset, clean: CleanEvaluation) -> Indicator:
+def excluded_gradient_records(runs_by_attack: dict[str, Sequence[ThreatRun]]) -> list[str]:
+    """The craft records whose gradient was not finite or absurd in some universal attack (SCAR leaves them out
+    of its steps), in first-seen order."""
+    found: dict[str, None] = {}
+    for runs in runs_by_attack.values():
+        for run in runs:
+            if run.outcome is not None:
+                found.update(dict.fromkeys((run.outcome.info or {}).get("excluded_gradient_records", [])))
+    return list(found)
+
+
+def masked_gradients(model: ModelAdapter, evaluation: EcgDataset, clean: CleanEvaluation,
+                     excluded: Sequence[str] = ()) -> Indicator:
+    """Gradients that vanish on the probed eval records; `excluded` names craft records whose gradients were not
+    finite or absurd (reported here, with the records, though they no longer steer any perturbation)."""
+    indicator = _masked_gradients(model, evaluation, clean)
+    if not excluded:
+        return indicator
+    names = ", ".join(excluded[:10]) + (f" and {len(excluded) - 10} more" if len(excluded) > 10 else "")
+    return Indicator(indicator.id, indicator.title, indicator.status,
+                     f"{indicator.summary} {len(excluded)} craft record(s) gave gradients that were not finite or "
+                     f"absurdly large ({names}), as a flat lead under a z-score does; they were left out of every "
+                     "universal attack's steps instead of stalling them.",
+                     {**indicator.evidence, "excluded_gradient_records": list(excluded)}, indicator.attack)
+
+
+def _masked_gradients(model: ModelAdapter, evaluation: EcgDataset, clean: CleanEvaluation) -> Indicator:
     title = "Masked or vanishing gradients"
     modes = gradient_modes(model)
     if "white-box" not in modes:

@@ -324,7 +324,7 @@ def _indicators(plan: Plan, model: ModelAdapter, evaluation: EcgDataset, clean: 
                 floors: dict[str, Any]) -> list[Any]:
     from ecgaudit import indicators as ind
 
-    found = [ind.masked_gradients(model, evaluation, clean),
+    found = [ind.masked_gradients(model, evaluation, clean, ind.excluded_gradient_records(runs_by_attack)),
              ind.unbounded_sanity(model, evaluation, clean, seed=plan.seed,
                                   queries_per_record=plan.threats.queries_per_record),
              ind.nondeterministic_runtime(model, evaluation),

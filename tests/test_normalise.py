@@ -206,3 +206,33 @@ def test_the_relative_budget_is_on_the_console_and_the_pdfs_first_page(
     for summary in summaries:
         assert " ".join(summary.split()) in text
         assert "standard deviations of the lead" in page and "Relative budget, " in page
+
+
+def test_a_flat_lead_in_the_craft_split_does_not_steer_or_stall_scar(vendor: tuple[Path, dict, torch.nn.Module],
+                                                                     tmp_path: Path) -> None:
+    """Issue 23: flat V2/V4/V6 under a z-score give a gradient ~1e13 times the others' (NaN on some graphs); one
+    such record in every batch turned SCAR's step into that record's direction (or into NaN, which stalls it).
+    Now it is left out of the steps, named, and the fooling rate is that of the same craft set without it."""
+    from dataclasses import replace
+
+    from ecgaudit.attacks import build_attack
+    from ecgaudit.attacks.harness import run_attack
+    from ecgaudit.evaluation import evaluate_clean
+
+    path, card, _ = vendor
+    steps = [card["preprocessing"][0], {**card["preprocessing"][1], "eps": 0}]
+    (tmp_path / "card.json").write_text(json.dumps({**card, "preprocessing": steps}))
+    model = load_model(path, card_path=tmp_path / "card.json")
+    data = load_dataset("builtin:synthetic:n=56,seed=5", fs=FS, n_samples=N_SAMPLES, leads=STANDARD_LEADS)
+    craft, evaluation = data.subset(np.arange(16)), data.subset(np.arange(16, 56))
+    flat_x = craft.X.copy()
+    flat_x[3, [7, 9, 11]] = 0.0
+    clean = evaluate_clean(model, evaluation)
+    attack = build_attack("scar", fs=FS, leads=STANDARD_LEADS, params={"epochs": 5, "batch_size": 16})
+    with_flat = run_attack(attack, model, replace(craft, X=flat_x), evaluation, seed=0, clean_eval=clean)
+    without = run_attack(attack, model, craft.subset(np.array([i for i in range(16) if i != 3])), evaluation, seed=0,
+                         clean_eval=clean)
+    assert with_flat.info["excluded_gradient_records"] == [craft.record_ids[3]]
+    assert "excluded_gradient_records" not in without.info
+    fooled = [o.metrics["fooling_rate"]["successes"] for o in (with_flat, without)]
+    assert abs(fooled[0] - fooled[1]) <= 2 and fooled[1] > 0, fooled

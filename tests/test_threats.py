@@ -331,3 +331,27 @@ def test_int8_exports_are_attacked_through_bpda_close_to_the_float_model(tmp_pat
     assert reference > 0.3
     assert abs(bpda - reference) <= 0.10, (kind, bpda, reference)
     assert doc["metrics"]["fooling_rate"]["value"] >= bpda  # the worst case includes the bpda run
+
+
+def test_masked_gradients_names_craft_records_whose_gradients_were_left_out() -> None:
+    """Issue 23: with two flat-lead craft records stalling SCAR, masked-gradients still said 'informative on
+    100%' (it probes eval records only); the records SCAR left out are now in its summary and evidence."""
+    from ecgaudit.indicators import excluded_gradient_records
+
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=8,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    clean = evaluate_clean(model, data)
+
+    class Outcome:
+        info = {"excluded_gradient_records": ["JS20004", "JS20008"]}
+
+    runs = {"scar": [ThreatRun("white-box", "ran", outcome=Outcome())],  # type: ignore[arg-type]
+            "pgd": [ThreatRun("white-box", "ran", outcome=None)]}
+    excluded = excluded_gradient_records(runs)
+    assert excluded == ["JS20004", "JS20008"]
+    indicator = masked_gradients(model, data, clean, excluded)
+    assert indicator.evidence["excluded_gradient_records"] == excluded
+    assert "2 craft record(s) gave gradients that were not finite or absurdly large (JS20004, JS20008)" in \
+        indicator.summary
+    assert "excluded_gradient_records" not in masked_gradients(model, data, clean).evidence

@@ -146,7 +146,9 @@ def run_attack(
             else torch.empty(0, dtype=torch.long)
         result = attack.craft(model, torch.from_numpy(craft.X), targets, generator=generator,
                               progress=reporter.task(f"{attack.name}: crafting", 1))
-        delta, extras, info, n_craft = result.perturbation, result.extras, result.info, craft.n_records
+        delta, extras, info, n_craft = result.perturbation, result.extras, dict(result.info), craft.n_records
+        if "excluded_gradient_records" in info:  # positions -> the craft records' ids, for the report
+            info["excluded_gradient_records"] = [craft.record_ids[i] for i in info["excluded_gradient_records"]]
     else:
         targets = attack_targets(model, evaluation, clean_eval)
         delta = attack.perturb(model, torch.from_numpy(evaluation.X), targets, generator=generator,

@@ -29,6 +29,24 @@ def attack_loss(model: ModelAdapter, logits: torch.Tensor, targets: torch.Tensor
     return F.cross_entropy(logits, targets.long(), reduction="sum")
 
 
+ABSURD_GRADIENT = 1e3
+"""A record's gradient more than this many times the batch's median gradient norm is absurd (a z-score over a
+flat lead divides by its eps: 1.8e7 against ~5 was seen) and must not steer a universal perturbation."""
+
+
+def usable_gradients(per_record: torch.Tensor) -> torch.Tensor:
+    """Which records' input gradients `(B, ...)` may steer a shared perturbation: finite, and not absurdly larger
+    than the batch's median (`ABSURD_GRADIENT`)."""
+    norms = per_record.flatten(start_dim=1).norm(dim=1)
+    finite = torch.isfinite(norms)
+    if not finite.any():
+        return finite
+    median = norms[finite].median()
+    if median > 0:
+        return finite & (norms <= ABSURD_GRADIENT * median)
+    return finite
+
+
 def surrogate_decisions(model: ModelAdapter, logits: torch.Tensor) -> torch.Tensor:
     """The decision the surrogate's logits imply: class index, or the multi-hot set above thresholds."""
     if model.card.multilabel:

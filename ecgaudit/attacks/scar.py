@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ecgaudit.attacks.interface import UniversalAttack, UniversalResult, attack_loss
+from ecgaudit.attacks.interface import UniversalAttack, UniversalResult, attack_loss, usable_gradients
 from ecgaudit.constraints import PhysioConstraint
 from ecgaudit.errors import AttackError
 from ecgaudit.models.interface import ModelAdapter
@@ -56,21 +56,30 @@ class SCAR(UniversalAttack):
         eps = self.constraint.eps_tensor(x_mv)
         step_l2 = self.alpha * math.sqrt(n_samples) * float(eps.norm())
         v = torch.zeros((n_leads, n_samples), dtype=x_mv.dtype)
+        excluded: set[int] = set()
         total = self.epochs * n
         for epoch in range(self.epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                v.requires_grad_(True)
-                loss = attack_loss(model, model.torch_forward(x_mv[idx] + v), targets[idx])
-                (grad,) = torch.autograd.grad(loss, v)
+                # The gradient with respect to each record's input: their sum is the gradient with respect to v,
+                # and a record whose gradient is not finite or absurd (a flat lead under a z-score) is left out
+                # instead of turning the whole step into NaN or into that one record's direction.
+                z = (x_mv[idx] + v).detach().requires_grad_(True)
+                loss = attack_loss(model, model.torch_forward(z), targets[idx])
+                (per_record,) = torch.autograd.grad(loss, z)
+                keep = usable_gradients(per_record)
+                excluded.update(int(i) for i in idx[~keep])
+                grad = per_record[keep].sum(dim=0)
                 smoothed = self.constraint.smooth(grad, self.fs)
                 norm = smoothed.norm()
-                v = v.detach()
                 if norm > 0:
                     v = self.constraint.project(v + step_l2 * smoothed / norm)
                 progress(epoch * n + min(start + self.batch_size, n), total)
-        return UniversalResult(perturbation=v, info={"steps": self.epochs * math.ceil(n / self.batch_size)})
+        info: dict[str, Any] = {"steps": self.epochs * math.ceil(n / self.batch_size)}
+        if excluded:
+            info["excluded_gradient_records"] = sorted(excluded)  # positions in x_mv; the harness names them
+        return UniversalResult(perturbation=v, info=info)
 
 
 class StealthSCAR(SCAR):
