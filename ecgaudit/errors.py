@@ -43,6 +43,14 @@ class ModelError(EcgauditError):
     """The model file cannot be loaded, converted or run."""
 
 
+class NonFiniteOutput(ModelError):
+    """The runtime returned NaN or infinite outputs; `rows` are the records (positions in the call) it did so on."""
+
+    def __init__(self, message: str, rows: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
 class DeviceError(EcgauditError):
     """The requested compute device (a GPU) is not there or not usable."""
 

@@ -73,6 +73,35 @@ def _splits(model: ModelAdapter, spec: str, n_craft: int, n_eval: int, seed: int
                        min_n_eval=min_n_eval)
 
 
+def _finite_on_runtime(model: ModelAdapter, craft: EcgDataset) -> tuple[EcgDataset, list[str]]:
+    """The craft records the runtime answers with finite outputs, and the ids of the others. Craft records may
+    have a flat lead (they are never evaluated), and a model that z-scores each lead can answer one with NaN: that
+    record is left out of crafting and named in the report, instead of ending the audit."""
+    from ecgaudit.errors import NonFiniteOutput
+    from ecgaudit.metrics import record_chunks
+
+    bad: list[int] = []
+    for rows in record_chunks(craft.n_records):
+        try:
+            with np.errstate(all="ignore"):
+                model.raw_predict(craft.X[rows])
+        except NonFiniteOutput as exc:
+            bad += [rows.start + row for row in exc.rows]
+    if not bad:
+        return craft, []
+    if len(bad) == craft.n_records:
+        raise AttackError(f"the model answers every craft record with NaN or infinite outputs "
+                          f"({craft.n_records} records); nothing can be crafted on them.")
+    keep = np.array(sorted(set(range(craft.n_records)) - set(bad)), dtype=np.int64)
+    return craft.subset(keep), [craft.record_ids[i] for i in bad]
+
+
+def _with_nonfinite(summary: dict[str, Any], nonfinite: list[str]) -> dict[str, Any]:
+    if nonfinite:
+        summary.setdefault("hygiene", {})["nonfinite_craft_records"] = nonfinite
+    return summary
+
+
 def environment(model: ModelAdapter) -> dict[str, Any]:
     """The machine and where the audited model ran: requested device, the surrogate's, the runtime's placement."""
     import onnxruntime
@@ -116,6 +145,7 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
     splits = _splits(model, plan.data_spec, plan.n_craft, plan.n_eval, seed,
                      None if profile is None else profile.data["data"].get("min_n_eval"), plan.label_map)
     craft, evaluation = splits.craft, splits.evaluation
+    craft, nonfinite = _finite_on_runtime(model, craft)
     model.check_parity(evaluation.X[:16], refuse=False)  # a gap drops white-box and BPDA, not the audit
     stage = reporter.task("clean evaluation", evaluation.n_records)
     clean = evaluate_clean(model, evaluation)
@@ -129,7 +159,7 @@ def execute(plan: Plan, reporter: Reporter | None = None) -> ScanResult:
         "tool": {"name": "ecgaudit", "version": __version__},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model.describe(),
-        "data": splits.summary(seed),
+        "data": _with_nonfinite(splits.summary(seed), nonfinite),
         "environment": environment(model),
         "seed": seed,
         "clean": clean.to_dict(card.classes),

@@ -15,8 +15,14 @@ CI = Path(__file__).resolve().parents[1] / "profiles" / "ci.toml"
 
 @pytest.fixture
 def no_attack(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fail the test if any attack starts: everything here must be refused before that."""
+    """Fail the test if any attack starts: everything here must be refused before that. The trap replaces
+    `run_attack` in every module that imported it by name: a module first imported while only the harness held the
+    trap would keep it after the test (the amplitude sweep of a later test then 'started although the input was
+    bad')."""
     import ecgaudit.attacks.harness as harness
+    import ecgaudit.augmentation as augmentation
+    import ecgaudit.sensitivity as sensitivity
+    import ecgaudit.threats as threats
 
     started: list[str] = []
 
@@ -24,7 +30,8 @@ def no_attack(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         started.append(attack.name)
         raise AssertionError(f"{attack.name} started although the input was bad")
 
-    monkeypatch.setattr(harness, "run_attack", run_attack)
+    for module in (harness, augmentation, sensitivity, threats):
+        monkeypatch.setattr(module, "run_attack", run_attack)
     return started
 
 

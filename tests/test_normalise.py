@@ -236,3 +236,38 @@ def test_a_flat_lead_in_the_craft_split_does_not_steer_or_stall_scar(vendor: tup
     assert "excluded_gradient_records" not in without.info
     fooled = [o.metrics["fooling_rate"]["successes"] for o in (with_flat, without)]
     assert abs(fooled[0] - fooled[1]) <= 2 and fooled[1] > 0, fooled
+
+
+class _NaNOnFlat(torch.nn.Module):
+    """Z-scores each lead inside the graph with no eps: a flat lead is 0/0, NaN, as on the issue's vendor model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - x.mean(dim=2, keepdim=True)) / x.std(dim=2, keepdim=True)
+        return self.head(z.abs().mean(dim=2))
+
+
+def test_a_nan_output_on_a_flat_lead_craft_record_is_named_not_the_end_of_the_scan(run_cli, tmp_path: Path) -> None:
+    """It stopped the whole scan with exit 2 after ~200 s, no report and no record named (issue 23)."""
+    torch.manual_seed(3)
+    export_onnx(_NaNOnFlat().eval(), tmp_path / "nan.onnx", exporter="legacy", opset=17, n_samples=1000,
+                dynamic_batch=True)
+    (tmp_path / "nan.card.json").write_text(json.dumps({
+        "fs": 100.0, "n_samples": 1000, "leads": list(STANDARD_LEADS), "layout": "NCT", "scaling": {"kind": "none"},
+        "classes": ["a", "b"], "task": "multiclass", "output": "logits"}))
+    data = load_dataset("builtin:synthetic:n=17,seed=8", fs=100.0, n_samples=1000, leads=STANDARD_LEADS)
+    x = data.X.copy()
+    x[[2, 5], 7] = 0.0  # V2 flat on two records: crafted on, never evaluated
+    np.savez(tmp_path / "data.npz", X=x, y=data.labels.argmax(axis=1), fs=100.0, leads=np.array(STANDARD_LEADS),
+             record_ids=np.array([f"r{i:02d}" for i in range(17)]))  # too few clean ones: the two are crafted on
+    code, _, err = run_cli("scan", tmp_path / "nan.onnx", "--profile", Path(__file__).parent / "profiles" /
+                           "scan-tiny.toml", "--data", tmp_path / "data.npz", "--out", tmp_path / "out")
+    assert code in (0, 1, 4), err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["data"]["hygiene"]["nonfinite_craft_records"] == ["r02", "r05"]
+    from ecgaudit.render.facts import deviations
+
+    assert any("r02 and r05" in line and "left out of crafting" in line for line in deviations(report))

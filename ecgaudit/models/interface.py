@@ -19,7 +19,7 @@ import torch
 
 from ecgaudit.card import FilterStep, ModelCard
 from ecgaudit.dsp import apply_filter_step
-from ecgaudit.errors import CardError, ModelError
+from ecgaudit.errors import CardError, ModelError, NonFiniteOutput
 from ecgaudit.io import file_sha256
 from ecgaudit.models.bpda import BPDA, WHITE_BOX, GradientSwitch, masking_modules
 from ecgaudit.models.device import CPU
@@ -176,7 +176,9 @@ class ModelAdapter(ABC):
                 f"{self.card.n_classes} classes (field 'classes')."
             )
         if not np.all(np.isfinite(raw)):
-            raise ModelError(f"model {self.path.name} produced NaN or infinite outputs; it cannot be audited.")
+            rows = tuple(int(i) for i in np.flatnonzero(~np.isfinite(raw).all(axis=1)))
+            raise NonFiniteOutput(f"model {self.path.name} produced NaN or infinite outputs on {len(rows)} of "
+                                  f"{n_records} records; it cannot be audited on them.", rows)
         if self.card.output == "probabilities":
             low, high = float(raw.min()), float(raw.max())
             if low < -PROBABILITY_SLACK or high > 1 + PROBABILITY_SLACK:

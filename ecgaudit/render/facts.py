@@ -176,6 +176,11 @@ def deviations(report: Mapping[str, Any]) -> list[str]:
         verb = "was not possible" if status == "not-possible" else "was turned off by the profile"
         why = f": {reason}" if reason and status == "not-possible" else ""
         out.append(f"The {threat} threat model {verb} for {_ids(ids)}{why}.")
+    nonfinite = get(report, "data", "hygiene", "nonfinite_craft_records") or []
+    if nonfinite:
+        out.append(f"{len(nonfinite)} craft record(s) ({_ids([str(r) for r in nonfinite])}) got NaN or infinite "
+                   "outputs from the model's runtime (a flat lead under a per-lead normalisation does this) and were "
+                   "left out of crafting.")
     note = get(report, "threat_models", "surrogate_note")
     if note:
         out.append(f"Transfer surrogates: {note}")
