@@ -65,7 +65,6 @@ def synthetic_options(spec: str, rest: str) -> dict[str, int]:
     return options
 
 
-
 _FOLDER_KINDS = {".hea": "wfdb", ".dcm": "dicom", ".xml": "aecg"}
 _KIND_NAMES = {"wfdb": "WFDB header (.hea)", "dicom": "DICOM (.dcm)", "aecg": "HL7 aECG (.xml)"}
 
