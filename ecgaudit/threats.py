@@ -139,8 +139,22 @@ def run_threat_models(
 ) -> list[ThreatRun]:
     """The attack under every threat model, in `THREAT_MODELS` order, each measured on the target's runtime.
 
+    A universal attack's gradient runs start from zero and again from every other threat model's perturbation
+    (each transfer surrogate's, the black-box one): a hardened model's gradients can stall an attack from zero that
+    a start nearer a weakness escapes. The start that fools most craft records wins (chosen on the craft split,
+    never on the evaluation split) and is named in the run's `info`.
+
     `shared` carries black-box results between the attacks of one run: attacks with the same constraint have
     the same black-box counterpart, so it runs once and the later ones reuse its outcome (and say so)."""
+    transfer, transfer_starts = _transfer_run(attack, model, evaluation, clean, settings, surrogates,
+                                              surrogate_note, seed, reporter)
+    black_box_run = _black_box_run(attack, model, craft, evaluation, clean, settings, seed, reporter, shared,
+                                   attack_id)
+    starts: list[tuple[str, np.ndarray]] = []
+    if isinstance(attack, UniversalAttack):
+        starts = transfer_starts + ([("black-box", black_box_run.outcome.perturbation)]
+                                    if black_box_run.outcome is not None
+                                    and black_box_run.outcome.perturbation is not None else [])
     modes = gradient_modes(model)
     no_gradients = model.surrogate_error or "the model has no differentiable copy"
     runs: list[ThreatRun] = []
@@ -150,8 +164,7 @@ def run_threat_models(
             runs.append(ThreatRun(threat, "off", "the profile turns this threat model off"))
         elif threat in modes:
             with gradients(model, threat):
-                outcome = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter,
-                                     clean_eval=clean)
+                outcome = _best_start(attack, model, craft, evaluation, clean, starts, seed, reporter)
             runs.append(ThreatRun(threat, "ran", outcome=outcome))
         elif not modes:
             runs.append(ThreatRun(threat, "not-possible",
@@ -159,27 +172,62 @@ def run_threat_models(
         else:
             runs.append(ThreatRun(threat, "not-applicable", "the model has no operator whose gradient is zero or "
                                   "undefined, so white-box gradients are exact"))
-    runs.append(_transfer_run(attack, model, evaluation, clean, settings, surrogates, surrogate_note, seed,
-                              reporter))
+    return [*runs, transfer, black_box_run]
+
+
+def _best_start(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, craft: EcgDataset,
+                evaluation: EcgDataset, clean: CleanEvaluation, starts: Sequence[tuple[str, np.ndarray]], seed: int,
+                reporter: Reporter) -> AttackOutcome:
+    """The attack from zero and from each start; the outcome whose perturbation fools most craft records, with
+    `info.start` naming its start and `info.starts` each start's craft fooling rate."""
+    outcome = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
+    if not starts or outcome.perturbation is None:
+        return outcome
+    from ecgaudit.metrics import decisions_changed, record_chunks
+
+    def decisions(v: np.ndarray | float) -> np.ndarray:  # a chunk at a time, as everywhere a split is scored
+        return np.concatenate([model.decide(model.predict(craft.X[rows] + v))
+                               for rows in record_chunks(craft.n_records)])
+
+    craft_clean = decisions(0.0)
+
+    def craft_fooling(v: np.ndarray) -> float:
+        return float(decisions_changed(craft_clean, decisions(v)).mean())
+
+    scores = {"zero": craft_fooling(outcome.perturbation)}
+    best, best_name = outcome, "zero"
+    for name, init in starts:
+        candidate = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean,
+                               init=init)
+        assert candidate.perturbation is not None
+        scores[name] = craft_fooling(candidate.perturbation)
+        if scores[name] > scores[best_name]:
+            best, best_name = candidate, name
+    best.info = {**best.info, "start": best_name, "starts_craft_fooling_rate": scores}
+    return best
+
+
+def _black_box_run(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, craft: EcgDataset,
+                   evaluation: EcgDataset, clean: CleanEvaluation, settings: ThreatSettings, seed: int,
+                   reporter: Reporter, shared: dict[Any, tuple[str, AttackOutcome]] | None,
+                   attack_id: str) -> ThreatRun:
     if not settings.black_box:
-        runs.append(ThreatRun("black-box", "off", "the profile turns this threat model off"))
+        return ThreatRun("black-box", "off", "the profile turns this threat model off")
+    black_box = _black_box_attack(attack, settings, model)
+    key = (black_box.name, repr(black_box.constraint), repr(sorted(black_box.params().items())))
+    budget = settings.queries_universal if attack.universal else settings.queries_per_record
+    details: dict[str, Any] = {
+        "method": black_box.name, "query_budget": budget,
+        "query_budget_unit": "records scored in all" if attack.universal else "per record"}
+    if shared is not None and key in shared:
+        owner, outcome = shared[key]
+        details["shared_with"] = owner
     else:
-        black_box = _black_box_attack(attack, settings, model)
-        key = (black_box.name, repr(black_box.constraint), repr(sorted(black_box.params().items())))
-        budget = settings.queries_universal if attack.universal else settings.queries_per_record
-        details: dict[str, Any] = {
-            "method": black_box.name, "query_budget": budget,
-            "query_budget_unit": "records scored in all" if attack.universal else "per record"}
-        if shared is not None and key in shared:
-            owner, outcome = shared[key]
-            details["shared_with"] = owner
-        else:
-            outcome = run_attack(black_box, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
-            if shared is not None:
-                shared[key] = (attack_id, outcome)
-        details["queries_used"] = outcome.info.get("queries")
-        runs.append(ThreatRun("black-box", "ran", outcome=outcome, details=details))
-    return runs
+        outcome = run_attack(black_box, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
+        if shared is not None:
+            shared[key] = (attack_id, outcome)
+    details["queries_used"] = outcome.info.get("queries")
+    return ThreatRun("black-box", "ran", outcome=outcome, details=details)
 
 
 def passband_floor_hz(model: ModelAdapter) -> float:
@@ -207,13 +255,17 @@ def _black_box_attack(attack: UniversalAttack | PerSampleAttack, settings: Threa
 
 def _transfer_run(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, evaluation: EcgDataset,
                   clean: CleanEvaluation, settings: ThreatSettings, surrogates: Sequence[Surrogate],
-                  surrogate_note: str | None, seed: int, reporter: Reporter) -> ThreatRun:
+                  surrogate_note: str | None, seed: int, reporter: Reporter
+                  ) -> tuple[ThreatRun, list[tuple[str, np.ndarray]]]:
+    """The transfer run (the surrogate whose perturbation fools most), and each universal perturbation carried to
+    the target, named `transfer (<surrogate>)`, for the gradient runs to start from."""
     if not settings.transfer:
-        return ThreatRun("transfer", "off", "the profile names no reference surrogate")
+        return ThreatRun("transfer", "off", "the profile names no reference surrogate"), []
     if not surrogates:
-        return ThreatRun("transfer", "not-applicable", surrogate_note or "no reference surrogate is usable")
+        return ThreatRun("transfer", "not-applicable", surrogate_note or "no reference surrogate is usable"), []
     best: tuple[AttackOutcome, str] | None = None
     per_surrogate = []
+    starts: list[tuple[str, np.ndarray]] = []
     for surrogate in surrogates:
         started = time.perf_counter()
         source_attack = _rebuild_for(attack, model.card.leads, surrogate.model)
@@ -223,6 +275,8 @@ def _transfer_run(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter
         crafted = source.perturbation if source.perturbation is not None else source.record_perturbations
         assert crafted is not None
         carried = carry(crafted, surrogate, model)
+        if source.perturbation is not None:
+            starts.append((f"transfer ({surrogate.name})", carried))
         outcome = measure_outcome(attack, model, evaluation, clean, carried, n_craft=source.n_craft,
                                   craft_seconds=time.perf_counter() - started, reporter=reporter)
         outcome.info = {"surrogate": surrogate.name, "surrogate_sha256": surrogate.model.sha256,
@@ -234,7 +288,7 @@ def _transfer_run(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter
             best = (outcome, surrogate.name)
     assert best is not None
     return ThreatRun("transfer", "ran", outcome=best[0],
-                     details={"surrogates": per_surrogate, "worst_surrogate": best[1]})
+                     details={"surrogates": per_surrogate, "worst_surrogate": best[1]}), starts
 
 
 def _rebuild_for(attack: UniversalAttack | PerSampleAttack, target_leads: Sequence[str], surrogate: ModelAdapter

@@ -14,7 +14,7 @@ import torch
 
 from ecgaudit.attacks import build_attack
 from ecgaudit.attacks.blackbox_scar import BlackBoxSCAR, smooth_directions
-from ecgaudit.attacks.harness import measure_outcome, run_attack, split_craft_eval
+from ecgaudit.attacks.harness import NullReporter, measure_outcome, run_attack, split_craft_eval
 from ecgaudit.data import load_dataset
 from ecgaudit.evaluation import evaluate_clean
 from ecgaudit.indicators import (
@@ -355,3 +355,25 @@ def test_masked_gradients_names_craft_records_whose_gradients_were_left_out() ->
     assert "2 craft record(s) gave gradients that were not finite or absurdly large (JS20004, JS20008)" in \
         indicator.summary
     assert "excluded_gradient_records" not in masked_gradients(model, data, clean).evidence
+
+
+def test_a_gradient_run_keeps_the_warm_start_that_fools_most_craft_records_and_names_it() -> None:
+    """Issue 22, item 0: from zero a weak SCAR stalls; restarted from a stronger perturbation (here one a longer run
+    crafted) it keeps that start, chosen on the craft split, and says which start won and what each fooled."""
+    from ecgaudit.threats import _best_start
+
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=48,seed=2", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    craft, evaluation = data.subset(np.arange(24)), data.subset(np.arange(24, 48))
+    clean = evaluate_clean(model, evaluation)
+    strong = run_attack(build_attack("scar", fs=c.fs, leads=c.leads, params={"epochs": 6}), model, craft,
+                        evaluation, seed=1, clean_eval=clean).perturbation
+    weak = build_attack("scar", fs=c.fs, leads=c.leads, params={"epochs": 1, "alpha": 0.001})
+    kept = _best_start(weak, model, craft, evaluation, clean, [("zeros", np.zeros_like(strong)),
+                                                              ("transfer (strong)", strong)], 0, NullReporter())
+    scores = kept.info["starts_craft_fooling_rate"]
+    assert set(scores) == {"zero", "zeros", "transfer (strong)"}
+    assert kept.info["start"] == "transfer (strong)" and scores["transfer (strong)"] > scores["zero"]
+    alone = _best_start(weak, model, craft, evaluation, clean, [], 0, NullReporter())
+    assert "start" not in alone.info  # no other start: nothing to choose or report

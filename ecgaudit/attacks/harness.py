@@ -133,8 +133,10 @@ def run_attack(
     seed: int,
     reporter: Reporter | None = None,
     clean_eval: CleanEvaluation | None = None,
+    init: np.ndarray | None = None,
 ) -> AttackOutcome:
-    """Craft (universal: on `craft`; per-sample: on each eval record), project, then measure on `evaluation`."""
+    """Craft (universal: on `craft`; per-sample: on each eval record), project, then measure on `evaluation`.
+    `init`: a universal perturbation `(L, T)` mV for a gradient attack to start from (a warm start)."""
     reporter = reporter or NullReporter()
     generator = torch.Generator().manual_seed(seed)
     clean_eval = clean_eval or evaluate_clean(model, evaluation)
@@ -144,8 +146,9 @@ def run_attack(
             raise AttackError(f"{attack.name} is universal and needs a craft split.")
         targets = attack_targets(model, craft, evaluate_clean(model, craft)) if attack.needs_targets \
             else torch.empty(0, dtype=torch.long)
+        start = {} if init is None else {"init": torch.from_numpy(np.asarray(init, dtype=np.float32))}
         result = attack.craft(model, torch.from_numpy(craft.X), targets, generator=generator,
-                              progress=reporter.task(f"{attack.name}: crafting", 1))
+                              progress=reporter.task(f"{attack.name}: crafting", 1), **start)
         delta, extras, info, n_craft = result.perturbation, result.extras, dict(result.info), craft.n_records
         if "excluded_gradient_records" in info:  # positions -> the craft records' ids, for the report
             info["excluded_gradient_records"] = [craft.record_ids[i] for i in info["excluded_gradient_records"]]

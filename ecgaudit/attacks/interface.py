@@ -108,7 +108,9 @@ class UniversalAttack(ABC):
         self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
         progress: ProgressFn = no_progress,
     ) -> UniversalResult:
-        """Shapes: `x_mv` `(N, L, T)` mV at the model's fs; returns a `(L, T)` perturbation in mV."""
+        """Shapes: `x_mv` `(N, L, T)` mV at the model's fs; returns a `(L, T)` perturbation in mV. A gradient attack
+        also takes `init`, a `(L, T)` perturbation to start from (a warm start; the harness passes it only when
+        given)."""
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

@@ -50,12 +50,13 @@ class SCAR(UniversalAttack):
 
     def craft(
         self, model: ModelAdapter, x_mv: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
-        progress: ProgressFn = no_progress,
+        progress: ProgressFn = no_progress, init: torch.Tensor | None = None,
     ) -> UniversalResult:
         n, n_leads, n_samples = x_mv.shape
         eps = self.constraint.eps_tensor(x_mv)
         step_l2 = self.alpha * math.sqrt(n_samples) * float(eps.norm())
-        v = torch.zeros((n_leads, n_samples), dtype=x_mv.dtype)
+        v = torch.zeros((n_leads, n_samples), dtype=x_mv.dtype) if init is None else \
+            self.constraint.project(init.to(x_mv.dtype).clone())
         excluded: set[int] = set()
         total = self.epochs * n
         for epoch in range(self.epochs):

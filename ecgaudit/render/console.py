@@ -130,6 +130,9 @@ def _run_notes(run: Mapping[str, Any]) -> list[str]:
         if isinstance(s, Mapping):
             parts.append(f"surrogate {s.get('surrogate')}: fooled {rate(s.get('fooling_rate_on_surrogate'))} "
                          "of its own records")
+    start = facts.start_text(run)
+    if start:
+        parts.append(start)
     return parts
 
 

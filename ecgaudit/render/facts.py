@@ -217,6 +217,17 @@ def eps_text(attack: Mapping[str, Any], leads: Sequence[str]) -> str:
     return "ε = " + "; ".join(f"{value:g} mV ({', '.join(lead)})" for value, lead in groups.items())
 
 
+def start_text(run: Mapping[str, Any]) -> str | None:
+    """Which start a universal gradient run kept (zero, or another threat model's perturbation) and what each
+    start fooled on the craft split, or None when it had no other start."""
+    info = run.get("info") or {}
+    scores = info.get("starts_craft_fooling_rate")
+    if not isinstance(scores, Mapping) or not scores:
+        return None
+    tried = ", ".join(f"{name} {float(value):.0%}" for name, value in scores.items())
+    return f"kept the start from {info.get('start', '?')} (craft fooling: {tried})"
+
+
 def relative_budgets(report: Mapping[str, Any]) -> list[str]:
     """Where the card or the model normalises each lead: each attack budget relative to the lead's spread (ε/σ),
     one sentence per distinct finding, naming the attacks it holds for."""

@@ -76,6 +76,9 @@ def _notes(run: Mapping[str, Any]) -> str:
         if isinstance(s, Mapping):
             parts.append(f"surrogate {s.get('surrogate', '?')}: {pct(get(s, 'fooling_rate', 'value'))} here, "
                          f"{pct(get(s, 'fooling_rate_on_surrogate', 'value'))} on the surrogate itself")
+    start = facts.start_text(run)
+    if start:
+        parts.append(start)
     return "; ".join(parts)
 
 
