@@ -147,3 +147,34 @@ def test_a_decision_changes_when_the_class_or_any_label_does() -> None:
     before = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], bool)
     after = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], bool)
     assert decisions_changed(before, after).tolist() == [False, True, True]
+
+
+def test_each_fooling_rate_comes_with_the_harm_it_did() -> None:
+    """Issue 22: on cnn-hybridat every record the transferred SCAR 'fooled' was already misclassified (0 of 182
+    correct decisions changed); the fooling rate alone hid that. Counted here on a hand-made case."""
+    import numpy as np
+
+    from ecgaudit.attacks import build_attack
+    from ecgaudit.attacks.harness import measure_outcome
+    from ecgaudit.attacks.interface import PerSampleAttack
+    from ecgaudit.data import load_dataset
+    from ecgaudit.evaluation import evaluate_clean
+    from ecgaudit.models import load_model
+    from tests.conftest import MODELS
+
+    model = load_model(MODELS / "cnn-ml100.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=12,seed=1", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    clean = evaluate_clean(model, data)
+    attack = build_attack("pgd", fs=c.fs, leads=c.leads, params={"eps_mv": 3.0})
+    assert isinstance(attack, PerSampleAttack)
+    delta = np.random.default_rng(0).uniform(-3, 3, data.X.shape).astype(np.float32)
+    outcome = measure_outcome(attack, model, data, clean, delta, n_craft=0, craft_seconds=0.0)
+    harm = outcome.metrics["harm"]
+    after = model.decide(model.predict(data.X + delta))
+    correct_after = np.all(after == clean.labels.astype(bool), axis=1)
+    changed = np.any(after != clean.decisions, axis=1)
+    assert harm["n_correct"] == int(clean.correct.sum()) and harm["n_wrong"] == len(data.X) - harm["n_correct"]
+    assert harm["correct_made_wrong"] == int((clean.correct & ~correct_after).sum())
+    assert harm["wrong_changed"] == int((~clean.correct & changed).sum())
+    assert harm["correct_made_wrong"] + harm["wrong_changed"] <= outcome.metrics["fooling_rate"]["successes"]

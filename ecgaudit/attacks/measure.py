@@ -73,6 +73,11 @@ def measure_records(
             int((was_correct & ~correct_adv).sum()), int(was_correct.sum())
         ).to_dict()
         metrics["robust_accuracy"] = wilson(int((correct_adv & labelled).sum()), int(labelled.sum())).to_dict()
+        # The harm beside the change: a changed decision on a record the model already got wrong harms no one.
+        was_wrong = labelled & ~clean.correct
+        metrics["harm"] = {"correct_made_wrong": int((was_correct & ~correct_adv).sum()),
+                           "n_correct": int(was_correct.sum()),
+                           "wrong_changed": int((was_wrong & fooled).sum()), "n_wrong": int(was_wrong.sum())}
         metrics["clean_accuracy"] = wilson(int(was_correct.sum()), int(labelled.sum())).to_dict()
     # Every batch weighs by its records: these are the means over all records that one call would give.
     metrics["snr_db"] = float(np.average(snr_means, weights=sizes))

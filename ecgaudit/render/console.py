@@ -89,6 +89,8 @@ def _attacks(report: Mapping[str, Any]) -> Table:
         mis = m.get("misdiagnosis") or {}
         targets = mis.get("top_targets") or ([mis["top_target"]] if mis.get("top_target") else [])
         notes = f"worst case: {facts.get(a, 'worst_case', 'threat_model', default='—')}"
+        if (harm := facts.harm_text(m)) is not None:
+            notes += f"; {harm}"
         if mis.get("n_changed") and targets:
             notes += f"; top target {', '.join(map(str, targets))} {mis.get('top_target_share', 0):.0%}"
         rows.append((Text(str(a.get("id", "?")), style="bold"), rate(m.get("fooling_rate")), floor_text,

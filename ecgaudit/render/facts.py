@@ -217,6 +217,15 @@ def eps_text(attack: Mapping[str, Any], leads: Sequence[str]) -> str:
     return "ε = " + "; ".join(f"{value:g} mV ({', '.join(lead)})" for value, lead in groups.items())
 
 
+def harm_text(metrics: Mapping[str, Any]) -> str | None:
+    """What the changed decisions did to the labelled records: correct ones made wrong, wrong ones changed."""
+    harm = metrics.get("harm")
+    if not isinstance(harm, Mapping):
+        return None
+    return (f"{harm.get('correct_made_wrong')} of {harm.get('n_correct')} correct decisions made wrong; "
+            f"{harm.get('wrong_changed')} of {harm.get('n_wrong')} wrong ones changed")
+
+
 def start_text(run: Mapping[str, Any]) -> str | None:
     """Which start a universal gradient run kept (zero, or another threat model's perturbation) and what each
     start fooled on the craft split, or None when it had no other start."""

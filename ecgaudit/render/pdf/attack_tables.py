@@ -122,6 +122,10 @@ def _iqr(value: Any) -> str:
 def _clinical_items(attack: Mapping[str, Any]) -> list[str]:
     c = attack.get("clinical") or {}
     items: list[str] = []
+    harm = facts.harm_text(attack.get("metrics") or {})
+    if harm is not None:
+        items.append(f"Harm behind the gated fooling rate, on the labelled evaluation records: {harm} (a change on a "
+                     "record the model already got wrong harms no patient).")
     if c.get("einthoven_residual_mv") is not None:
         items.append(f"Einthoven/Goldberger residual of the perturbation: {fmt(c['einthoven_residual_mv'], '.3g')} mV "
                      "RMS (0 when real electrodes could produce it).")
