@@ -176,16 +176,28 @@ EXIT_MEANINGS = {
 }
 
 
-def written_files(bundle: Bundle) -> list[str]:
-    """What the scan wrote into its folder, for the console: each top-level file, each folder with its file count,
-    the envelope."""
-    counts: dict[str, int] = {}
-    for name in list(bundle.subjects)[1:]:  # the first subject is the model, which the scan only read
-        top, sep, _ = name.partition("/")
-        counts[top + sep] = counts.get(top + sep, 0) + 1
-    if bundle.envelope_path is not None:
-        counts[bundle.envelope_path.name] = 1
-    return [f"{name} ({n} files)" if name.endswith("/") else name for name, n in counts.items()]
+def written_paths(bundle: Bundle) -> list[Path]:
+    """Every file the scan wrote: the signed subjects but the model (which it only read), the envelope, and a JUnit
+    file outside the folder."""
+    files = [bundle.out_dir / name for name in list(bundle.subjects)[1:]]
+    return files + [path for path in (bundle.envelope_path, bundle.junit_path)
+                    if path is not None and path.resolve() not in {f.resolve() for f in files}]
+
+
+def written_summary(bundle: Bundle) -> str:
+    """`written_paths` for the console: the folder's top-level files, each subfolder with its file count, and
+    what lies outside the folder."""
+    out = bundle.out_dir.resolve()
+    inside: dict[str, int] = {}
+    outside = []
+    for path in written_paths(bundle):
+        if not path.resolve().is_relative_to(out):
+            outside.append(str(path))
+            continue
+        top, sep, _ = path.resolve().relative_to(out).as_posix().partition("/")
+        inside[top + sep] = inside.get(top + sep, 0) + 1
+    names = [f"{name} ({n} files)" if name.endswith("/") else name for name, n in inside.items()]
+    return f"in {bundle.out_dir}/: {', '.join(names)}" + "".join(f"; and {path}" for path in outside)
 
 
 def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: bool, code: int) -> None:
@@ -206,10 +218,7 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
             "so a reviewer can verify it.", highlight=False, soft_wrap=True)
     if as_json:
         document = summary_document(result, bundle.report_path)
-        files = [bundle.out_dir / name for name in list(bundle.subjects)[1:]]
-        files += [path for path in (bundle.envelope_path, bundle.junit_path)
-                  if path is not None and path.resolve() not in {f.resolve() for f in files}]
-        document["files"] = [str(path) for path in files]
+        document["files"] = [str(path) for path in written_paths(bundle)]
         document["exit_code"] = int(code)
         print(json.dumps(document, indent=2, sort_keys=True))
     elif quiet:
@@ -217,11 +226,7 @@ def print_outcome(bundle: Bundle, result: ScanResult, *, as_json: bool, quiet: b
     else:
         console = wide_console()
         console.print(summary(bundle.report), highlight=False)
-        junit = bundle.junit_path
-        outside = f"; and {junit}" if junit is not None and not junit.resolve().is_relative_to(
-            bundle.out_dir.resolve()) else ""
-        console.print(f"wrote {bundle.report_path}; in {bundle.out_dir}/: {', '.join(written_files(bundle))}"
-                      f"{outside}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {bundle.report_path}; {written_summary(bundle)}", highlight=False, soft_wrap=True)
         console.print(f"exit code {int(code)}: {EXIT_MEANINGS[code]}.", highlight=False, soft_wrap=True)
 
 
