@@ -179,7 +179,7 @@ def _best_start(attack: UniversalAttack | PerSampleAttack, model: ModelAdapter, 
                 evaluation: EcgDataset, clean: CleanEvaluation, starts: Sequence[tuple[str, np.ndarray]], seed: int,
                 reporter: Reporter) -> AttackOutcome:
     """The attack from zero and from each start; the outcome whose perturbation fools most craft records, with
-    `info.start` naming its start and `info.starts` each start's craft fooling rate."""
+    `info.start` naming its start and `info.starts_craft_fooling_rate` each start's craft fooling rate."""
     outcome = run_attack(attack, model, craft, evaluation, seed=seed, reporter=reporter, clean_eval=clean)
     if not starts or outcome.perturbation is None:
         return outcome

@@ -69,13 +69,12 @@ def measure_records(
             np.ones(n, bool) if multilabel else clean.labels.sum(axis=1) > 0)
         correct_adv = is_correct(adv_decisions, clean.labels, multilabel)
         was_correct = clean.correct & labelled
-        metrics["attack_success_rate"] = wilson(
-            int((was_correct & ~correct_adv).sum()), int(was_correct.sum())
-        ).to_dict()
+        made_wrong = int((was_correct & ~correct_adv).sum())
+        metrics["attack_success_rate"] = wilson(made_wrong, int(was_correct.sum())).to_dict()
         metrics["robust_accuracy"] = wilson(int((correct_adv & labelled).sum()), int(labelled.sum())).to_dict()
         # The harm beside the change: a changed decision on a record the model already got wrong harms no one.
         was_wrong = labelled & ~clean.correct
-        metrics["harm"] = {"correct_made_wrong": int((was_correct & ~correct_adv).sum()),
+        metrics["harm"] = {"correct_made_wrong": made_wrong,
                            "n_correct": int(was_correct.sum()),
                            "wrong_changed": int((was_wrong & fooled).sum()), "n_wrong": int(was_wrong.sum())}
         metrics["clean_accuracy"] = wilson(int(was_correct.sum()), int(labelled.sum())).to_dict()

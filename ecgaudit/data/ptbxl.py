@@ -27,7 +27,6 @@ from ecgaudit.data.interface import SUPERCLASSES, EcgDataset
 from ecgaudit.data.wfdb_source import read_record
 from ecgaudit.errors import DataError
 
-DATABASE_CSV = PTBXL_DATABASE_CSV
 STATEMENTS_CSV = "scp_statements.csv"
 LR_MAX_FS = 100.0
 """Models at or below this rate read the 100 Hz files (`filename_lr`), faster ones the 500 Hz files."""
@@ -37,7 +36,7 @@ PATIENT_FIELD = "patient_id"
 def _read_csv(path: Path, required: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise DataError(
-            f"PTB-XL file {path} is missing; a PTB-XL root needs {DATABASE_CSV} and {STATEMENTS_CSV}."
+            f"PTB-XL file {path} is missing; a PTB-XL root needs {PTBXL_DATABASE_CSV} and {STATEMENTS_CSV}."
         )
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -107,7 +106,7 @@ def _record_path(root: Path, rel: str, ecg_id: str, column: str) -> Path:
     parts = PurePosixPath(rel.replace("\\", "/")).parts
     if not rel or PurePosixPath(rel).is_absolute() or Path(rel).is_absolute() or ".." in parts:
         raise DataError(
-            f"PTB-XL ecg_id {ecg_id}: {column} {rel!r} does not point inside {root}; fix {DATABASE_CSV}."
+            f"PTB-XL ecg_id {ecg_id}: {column} {rel!r} does not point inside {root}; fix {PTBXL_DATABASE_CSV}."
         )
     return root / rel
 
@@ -124,7 +123,7 @@ def read_ptbxl(
     them one at a time, with their superclass labels (the database and statements are checked first)."""
     root = Path(root)
     column = "filename_lr" if fs <= LR_MAX_FS else "filename_hr"
-    db_path = root / DATABASE_CSV
+    db_path = root / PTBXL_DATABASE_CSV
     _, rows = _read_csv(db_path, ("ecg_id", "scp_codes", "strat_fold", column))
     table = diagnostic_classes(root / STATEMENTS_CSV)
     in_fold = [row for row in rows
