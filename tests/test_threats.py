@@ -377,3 +377,16 @@ def test_a_gradient_run_keeps_the_warm_start_that_fools_most_craft_records_and_n
     assert kept.info["start"] == "transfer (strong)" and scores["transfer (strong)"] > scores["zero"]
     alone = _best_start(weak, model, craft, evaluation, clean, [], 0, NullReporter())
     assert "start" not in alone.info  # no other start: nothing to choose or report
+
+
+def test_scar_leaves_out_no_ordinary_record_of_a_confident_model() -> None:
+    """The raw input gradient of a confident record is many orders of magnitude below a record's on the decision
+    boundary; judged by it, four ordinary samd craft records of the bundled CNN were called absurd and left out.
+    Judged by the input sensitivity (input gradient over the loss gradient at the logits), none is."""
+    model = load_model(MODELS / "cnn.onnx")
+    c = model.card
+    data = load_dataset("builtin:synthetic:n=160,seed=2026", fs=c.fs, n_samples=c.n_samples, leads=c.leads)
+    craft, evaluation = data.subset(np.arange(120)), data.subset(np.arange(120, 160))
+    attack = build_attack("scar", fs=c.fs, leads=c.leads, params={"epochs": 4, "lead_space": "8"})
+    outcome = run_attack(attack, model, craft, evaluation, seed=0)
+    assert "excluded_gradient_records" not in outcome.info, outcome.info

@@ -30,21 +30,24 @@ def attack_loss(model: ModelAdapter, logits: torch.Tensor, targets: torch.Tensor
 
 
 ABSURD_GRADIENT = 1e3
-"""A record's gradient more than this many times the batch's median gradient norm is absurd (a z-score over a
+"""A record whose input sensitivity is more than this many times the batch's median is absurd (a z-score over a
 flat lead divides by its eps: 1.8e7 against ~5 was seen) and must not steer a universal perturbation."""
 
 
-def usable_gradients(per_record: torch.Tensor) -> torch.Tensor:
-    """Which records' input gradients `(B, ...)` may steer a shared perturbation: finite, and not absurdly larger
-    than the batch's median (`ABSURD_GRADIENT`)."""
+def usable_gradients(per_record: torch.Tensor, per_logit: torch.Tensor) -> torch.Tensor:
+    """Which records' input gradients `(B, ...)` may steer a shared perturbation: finite, and with an input
+    sensitivity not absurdly above the batch's median (`ABSURD_GRADIENT`). The sensitivity is the input gradient's
+    norm over the loss gradient's at the logits `(B, K)`: the raw input gradient also scales with how unsure the
+    model is of the record, which varies by many orders of magnitude between a confident record and one on the
+    decision boundary, while a flat lead under a z-score inflates the model's own response to its input."""
     norms = per_record.flatten(start_dim=1).norm(dim=1)
-    finite = torch.isfinite(norms)
-    if not finite.any():
+    finite = torch.isfinite(norms) & torch.isfinite(per_logit).all(dim=1)
+    at_logits = per_logit.norm(dim=1)
+    measured = finite & (at_logits > 0)  # a record the loss no longer moves has no direction to judge, nor to give
+    if not measured.any():
         return finite
-    median = norms[finite].median()
-    if median > 0:
-        return finite & (norms <= ABSURD_GRADIENT * median)
-    return finite
+    sensitivity = torch.where(measured, norms / at_logits.clamp_min(torch.finfo(norms.dtype).tiny), 0.0)
+    return finite & (~measured | (sensitivity <= ABSURD_GRADIENT * sensitivity[measured].median()))
 
 
 def surrogate_decisions(model: ModelAdapter, logits: torch.Tensor) -> torch.Tensor:

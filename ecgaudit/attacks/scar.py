@@ -67,9 +67,9 @@ class SCAR(UniversalAttack):
                 # and a record whose gradient is not finite or absurd (a flat lead under a z-score) is left out
                 # instead of turning the whole step into NaN or into that one record's direction.
                 z = (x_mv[idx] + v).detach().requires_grad_(True)
-                loss = attack_loss(model, model.torch_forward(z), targets[idx])
-                (per_record,) = torch.autograd.grad(loss, z)
-                keep = usable_gradients(per_record)
+                logits = model.torch_forward(z)
+                per_record, per_logit = torch.autograd.grad(attack_loss(model, logits, targets[idx]), (z, logits))
+                keep = usable_gradients(per_record, per_logit)
                 excluded.update(int(i) for i in idx[~keep])
                 grad = per_record[keep].sum(dim=0)
                 smoothed = self.constraint.smooth(grad, self.fs)
